@@ -78,8 +78,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
 def build_processor(tokenizer, min_pixels: int, max_pixels: int):
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
-    image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
-    video_processor = Qwen2VLVideoProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    image_processor = Qwen2VLImageProcessor(size=size)
+    video_processor = Qwen2VLVideoProcessor(size=size)
     return Qwen2VLProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,

@@ -1,0 +1,36 @@
+"""The ``tinyrs`` command line: one subcommand family per module of this package.
+
+Each module defines ``register(subparsers)``, adding its subcommands with ``set_defaults(func=...)``;
+``func(args)`` returns the process exit code. Heavy imports happen inside the functions, so
+``tinyrs --help`` and Snakemake's dry runs stay fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+FAMILIES = ("demo", "data", "model", "train", "grpo", "rewards", "eval", "report", "config")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinyrs", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for family in FAMILIES:
+        importlib.import_module(f"tinyrs.cli.{family}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tinyrs.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as err:
+        print(f"tinyrs: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
