@@ -17,6 +17,10 @@ from typing import IO, Any, Iterator
 MANIFEST_NAME = "tinyrs_manifest.json"
 
 
+class DataError(ValueError):
+    """Bad input data. The message names the file, the record index and the field."""
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path``; rename it onto ``path`` only on success."""

@@ -23,11 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from tinyrs.config import ConfigError
+    from tinyrs.io import DataError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ConfigError as err:
+    except (ConfigError, DataError) as err:
         print(f"tinyrs: {err}", file=sys.stderr)
         return 2
 
