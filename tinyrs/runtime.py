@@ -1,0 +1,108 @@
+"""What every training stage needs around its trainer: launch environment, DeepSpeed configs,
+signal-driven checkpointing, resume, and writing the finished model directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from tinyrs.io import sha256_json, write_json, write_manifest
+from tinyrs.provenance import provenance
+
+INTERRUPTED_EXIT = 75  # EX_TEMPFAIL: the checkpoint is saved, a rerun resumes from it
+
+
+def check_deepspeed_config(path: str | Path) -> dict:
+    """Load a DeepSpeed JSON config and refuse blocks that would override our optimizer or schedule.
+
+    The reference's config carried ``optimizer``/``scheduler`` blocks, so DeepSpeed built one single-LR
+    optimizer and a WarmupLR schedule, silently dropping the per-module learning rates and the cosine
+    schedule (REFERENCE.md §3.3).
+    """
+    config = json.loads(Path(path).read_text(encoding="utf-8"))
+    for block in ("optimizer", "scheduler"):
+        if block in config:
+            raise ValueError(
+                f"{path}: DeepSpeed config has a '{block}' block; it would replace the per-module learning "
+                "rates and the schedule with DeepSpeed's own. Remove it."
+            )
+    return config
+
+
+def deepspeed_config_path(value: str | None) -> str | None:
+    """A name of a shipped config (zero2, zero3, zero3_offload) or a path to one."""
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.exists():
+        path = Path(__file__).resolve().parent / "deepspeed" / f"{value}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"DeepSpeed config '{value}' is neither a file nor one of tinyrs/deepspeed/*.json")
+    check_deepspeed_config(path)
+    return str(path)
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+class StopOnSignal:
+    """Install handlers for SIGUSR1/SIGTERM that ask the trainer to checkpoint and stop."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        for signum in (signal.SIGUSR1, signal.SIGTERM):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        stopper = self
+
+        class _Callback(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if stopper.received is not None:
+                    control.should_save = True
+                    control.should_training_stop = True
+                return control
+
+        return _Callback()
+
+
+def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint_dir = Path(checkpoint_dir)
+    found = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.exists() else None
+    if found:
+        print(f"tinyrs: resuming from {found}", flush=True)
+    return found
+
+
+def exit_if_interrupted(stopper: StopOnSignal, checkpoint_dir: str | Path) -> None:
+    if stopper.received is not None:
+        print(f"tinyrs: signal {stopper.received} received; checkpoint saved in {checkpoint_dir}; rerun to resume",
+              file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED_EXIT)
+
+
+def save_outputs(trainer, processor, out_dir: str | Path, settings: dict, started: float, **summary) -> dict:
+    """Save the model, processor and logs, then the completion manifest (last)."""
+    trainer.save_model(str(out_dir))
+    if not trainer.is_world_process_zero():
+        return {}
+    processor.save_pretrained(str(out_dir))
+    trainer.model.generation_config.save_pretrained(str(out_dir))
+    write_json(Path(out_dir) / "train_log.json", trainer.state.log_history)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    summary = {"steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None, **summary}
+    write_manifest(out_dir, **summary, config_sha256=sha256_json(settings),
+                   wall_time_s=round(time.time() - started, 2), **provenance())
+    return summary
