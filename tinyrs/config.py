@@ -157,3 +157,30 @@ def settings_text(settings: dict) -> str:
 def read_settings(path: str | os.PathLike) -> dict:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def all_stage_settings(config: dict) -> dict[str, dict]:
+    """Every settings file the workflow's rules read, by name."""
+    settings = {stage: train_settings(config, stage) for stage in TRAIN_STAGES}
+    settings["grpo"] = grpo_settings(config)
+    for stage in config["eval"]["stages"]:
+        settings[f"eval-{stage}"] = eval_settings(config, stage)
+    for name, spec in config["data"]["lists"].items():
+        settings[f"data-{name}"] = {**spec, "check_images": config["data"]["check_images"]}
+    return settings
+
+
+def write_stage_settings(config: dict, out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``<out_dir>/<name>.json`` for every stage, touching only files whose content changed.
+
+    Rules take their settings file as an input, so changing one stage's parameters reruns that
+    stage and what depends on it, and nothing else.
+    """
+    from tinyrs.io import write_text_if_changed
+
+    paths = []
+    for name, settings in all_stage_settings(config).items():
+        path = Path(out_dir) / f"{name}.json"
+        write_text_if_changed(path, settings_text(settings))
+        paths.append(path)
+    return paths

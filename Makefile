@@ -1,0 +1,33 @@
+# One command each: `make demo` runs the whole pipeline on the demo world; `make test` runs the test suite.
+# Both create .venv and install what they need (torch 2.14.1 + torchvision 0.29.1, then this project pinned
+# by envs/cpu-constraints.txt).
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.tinyrs-installed
+export PATH := $(BIN):$(PATH)
+# the CPU build of torch: threads = the machine's cores, no CUDA probing noise
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test install clean-demo
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml envs/cpu-constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -c envs/cpu-constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --profile profiles/demo
+	@cat work-demo/report/results.md
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra
+
+clean-demo:
+	rm -rf work-demo

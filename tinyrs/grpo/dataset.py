@@ -1,0 +1,67 @@
+"""The GRPO dataset: the VHM_dataset_grpo DatasetDict, checked and given the shared system prompt.
+
+Rows are checked before training starts, so a malformed row is a counted, reported skip here
+rather than a crash inside a GPU job. Open-ended rows (answer type "0") are dropped, and counted,
+only when ``skip_open_ended`` is set.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from tinyrs import chat
+
+ANSWER_TYPES = ("0", "1", "2")
+
+
+def row_problem(row: dict) -> str | None:
+    """Why a row cannot be trained on, or None."""
+    solution = row.get("solution")
+    if not isinstance(solution, (list, tuple)) or len(solution) < 3:
+        return "solution_not_a_list_of_3_or_4"
+    if str(solution[0]) not in ANSWER_TYPES:
+        return "unknown_answer_type"
+    if not isinstance(solution[1], str) or not solution[1].strip():
+        return "empty_answer"
+    prompt = row.get("prompt")
+    if not isinstance(prompt, list) or not prompt or not all(isinstance(m, dict) and "role" in m for m in prompt):
+        return "prompt_not_conversational"
+    if row.get("image") is None:
+        return "missing_image"
+    return None
+
+
+def with_system_prompt(prompt: list[dict], system: str | None) -> list[dict]:
+    """Replace any system turn with the configured one (the same text CoT-SFT and eval use)."""
+    turns = [turn for turn in prompt if turn.get("role") != "system"]
+    if system is None:
+        return turns
+    return [{"role": "system", "content": [{"type": "text", "text": system}]}, *turns]
+
+
+def load_grpo_dataset(path: str, settings: dict, split: str = "train"):
+    """Load, check and prepare the training split; returns (dataset, report)."""
+    from datasets import load_from_disk
+
+    dataset = load_from_disk(path)[split]
+    system = chat.system_prompt(settings["chat"], "reasoning")
+    skipped: Counter = Counter()
+    keep: list[int] = []
+    answer_types: Counter = Counter()
+    for index, row in enumerate(dataset):
+        problem = row_problem(row)
+        if problem is None and settings["skip_open_ended"] and str(row["solution"][0]) == "0":
+            problem = "open_ended_skipped_by_config"
+        if problem:
+            skipped[problem] += 1
+            continue
+        answer_types[str(row["solution"][0])] += 1
+        keep.append(index)
+    if not keep:
+        raise ValueError(f"{path}: no usable GRPO rows ({dict(skipped)})")
+    prepared = dataset.select(keep).map(
+        lambda row: {"prompt": with_system_prompt(row["prompt"], system)}, desc="system prompt"
+    )
+    report = {"rows": len(dataset), "kept": len(keep), "skipped": dict(skipped), "answer_types": dict(answer_types)}
+    for reason, count in sorted(skipped.items()):
+        print(f"tinyrs grpo: skipped {count} rows: {reason}", flush=True)
+    return prepared, report

@@ -1,0 +1,105 @@
+"""GRPO on TRL's ``GRPOTrainer`` with the task-aware rewards of ``tinyrs.grpo.rewards``.
+
+``per_device_batch_size`` in config counts prompts, as in the reference recipe; TRL counts
+completions, so TRL's per-device batch is prompts x ``num_generations``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tinyrs import runtime
+from tinyrs.grpo.dataset import load_grpo_dataset
+from tinyrs.model.load import effective_precision, load_model, load_processor
+
+
+def grpo_config(settings: dict, checkpoint_dir: Path):
+    import torch
+    from trl import GRPOConfig
+
+    precision = effective_precision(settings["precision"])
+    vllm = settings["rollout"] == "vllm"
+    return GRPOConfig(
+        output_dir=str(checkpoint_dir),
+        per_device_train_batch_size=settings["per_device_batch_size"] * settings["num_generations"],
+        gradient_accumulation_steps=settings["grad_accum"],
+        num_generations=settings["num_generations"],
+        num_train_epochs=settings["epochs"],
+        max_steps=settings["max_steps"],
+        learning_rate=settings["learning_rate"],
+        beta=settings["beta"],
+        temperature=settings["temperature"],
+        max_completion_length=settings["max_completion_length"],
+        bf16=precision == "bf16",
+        activation_checkpointing=settings["gradient_checkpointing"],
+        deepspeed=runtime.deepspeed_config_path(settings["deepspeed"]),
+        use_vllm=vllm,
+        vllm_mode="colocate",
+        logging_steps=settings["logging_steps"],
+        save_strategy="steps",
+        save_steps=settings["save_steps"],
+        save_total_limit=settings["save_total_limit"],
+        report_to=settings["report_to"] or "none",
+        seed=settings["seed"],
+        data_seed=settings["seed"],
+        remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(),
+        model_init_kwargs=None,
+    )
+
+
+def check_rollout(settings: dict) -> None:
+    """vLLM rollouts need CUDA and the vllm package: refuse before loading anything."""
+    if settings["rollout"] != "vllm":
+        return
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available() or importlib.util.find_spec("vllm") is None:
+        raise RuntimeError("grpo.rollout is 'vllm' but vLLM or CUDA is unavailable here; set grpo.rollout: hf")
+
+
+def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, checkpoint_dir: str) -> dict:
+    from trl import GRPOTrainer
+
+    from tinyrs.grpo.rewards import make_reward_functions
+
+    started = time.time()
+    check_rollout(settings)
+    dataset, data_report = load_grpo_dataset(dataset_path, settings)
+    rewards = make_reward_functions(settings, answer_types=set(data_report["answer_types"]))
+    stopper = runtime.StopOnSignal()
+    processor = load_processor(init_model, settings["min_pixels"], settings["max_pixels"])
+    processor.tokenizer.padding_side = "left"
+    model = load_model(init_model, settings["precision"], settings["attn_implementation"])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=rewards,
+        args=grpo_config(settings, Path(checkpoint_dir)),
+        train_dataset=dataset,
+        processing_class=processor,
+        callbacks=[stopper.callback()],
+    )
+    resume = runtime.last_checkpoint(checkpoint_dir)
+    result = trainer.train(resume_from_checkpoint=resume)
+    runtime.exit_if_interrupted(stopper, checkpoint_dir)
+    return runtime.save_outputs(
+        trainer, processor, out_dir, settings, started,
+        stage="grpo", train_loss=result.training_loss, data=data_report, resumed_from=resume,
+        init_model=str(init_model), dataset=str(dataset_path),
+        reward_curve=reward_curve(trainer.state.log_history),
+    )
+
+
+def reward_curve(log_history: list[dict]) -> dict:
+    """Mean total reward over the first and the last quarter of logged steps: did GRPO improve?"""
+    rewards = [entry["reward"] for entry in log_history if "reward" in entry]
+    if len(rewards) < 4:
+        return {"logged_steps": len(rewards)}
+    quarter = len(rewards) // 4
+    return {
+        "logged_steps": len(rewards),
+        "first_quarter_mean": sum(rewards[:quarter]) / quarter,
+        "last_quarter_mean": sum(rewards[-quarter:]) / quarter,
+    }
