@@ -21,6 +21,10 @@ _QWEN_BOX = re.compile(
     rf"<\|box_start\|>\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*<\|box_end\|>"
 )
 _BBOX_2D = re.compile(r"\"bbox_2d\"\s*:\s*(\[[^\]]*\])")
+_LABEL_SEPARATOR = re.compile(r"[,;\n]|\band\b", re.IGNORECASE)
+_BOX_TEXT = re.compile(
+    rf"{_QWEN_BOX.pattern}|\"bbox_2d\"\s*:\s*\[[^\]]*\]|\[\s*{_LIST_BOX.pattern}\s*\]|{_LIST_BOX.pattern}"
+)
 _YES = {"yes", "true", "y", "correct", "present"}
 _NO = {"no", "false", "n", "incorrect", "absent", "not present"}
 
@@ -96,6 +100,16 @@ def closed_answers_match(prediction: str | None, truth: str) -> bool:
     return pred == gold
 
 
+def split_labels(text: str | None) -> list[str]:
+    """The distinct normalised labels of a multi-label answer, in order of first mention.
+
+    Labels are separated by commas, semicolons, newlines or the word "and"; a class name that itself
+    contains one of these is split the same way on both sides of a comparison, so matching stays consistent.
+    """
+    labels = (normalize_text(part) for part in _LABEL_SEPARATOR.split(text or ""))
+    return list(dict.fromkeys(label for label in labels if label))
+
+
 def _to_box(values) -> Box | None:
     try:
         numbers = [float(v) for v in values]
@@ -132,6 +146,14 @@ def parse_boxes(text: str | None) -> list[Box]:
     return [box for _, box in sorted(found, key=lambda item: item[0])]
 
 
+def strip_boxes(text: str | None) -> str:
+    """``text`` without the boxes written in it (any accepted syntax): the words of a grounded caption."""
+    if not text:
+        return ""
+    without = _BOX_TEXT.sub(" ", text)
+    return re.sub(r"\s+", " ", without).strip()
+
+
 def canonical_box(box: Box) -> Box | None:
     """Order the corners and clip to the 0-1000 grid; a box with no area is None."""
     x1, x2 = sorted((box[0], box[2]))
@@ -154,3 +176,21 @@ def iou(a: Box, b: Box) -> float:
 
 def format_box(box: Box) -> str:
     return "[[" + ", ".join(str(int(round(v))) for v in box) + "]]"
+
+
+_OPTION_ALONE = re.compile(r"^\s*(?:\(([A-H])\)|([A-H])(?=$|[.:)]))")
+_OPTION_STATED = re.compile(r"(?i:\banswer\s*(?:is|:))\s*:?\s*\(?([A-H])\)?(?![A-Za-z])")
+
+
+def option_letter(text: str | None) -> str | None:
+    """The multiple-choice option a short answer names, or None.
+
+    Accepted: ``B``, ``B.``, ``B)``, ``B: forest``, ``(B)``, ``B. forest``, ``The answer is B``, ``Answer: (B)``.
+    Options are the capitals A-H; a bare leading capital followed by a word (``A forest``) is an article, not an option.
+    """
+    if not text:
+        return None
+    match = _OPTION_ALONE.match(text) or _OPTION_STATED.search(text)
+    if not match:
+        return None
+    return next(group for group in match.groups() if group)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from tinyrs import chat
+from tinyrs.grpo.rewards import check_ready, keeps_sample
 
 ANSWER_TYPES = ("0", "1", "2")
 
@@ -39,7 +40,11 @@ def with_system_prompt(prompt: list[dict], system: str | None) -> list[dict]:
 
 
 def load_grpo_dataset(path: str, settings: dict, split: str = "train"):
-    """Load, check and prepare the training split; returns (dataset, report)."""
+    """Load, check and prepare the training split; returns (dataset, report).
+
+    ``check_ready`` then checks the reward mapping against the kept rows (unmapped answer types,
+    an unusable judge) before any model is loaded.
+    """
     from datasets import load_from_disk
 
     dataset = load_from_disk(path)[split]
@@ -49,7 +54,7 @@ def load_grpo_dataset(path: str, settings: dict, split: str = "train"):
     answer_types: Counter = Counter()
     for index, row in enumerate(dataset):
         problem = row_problem(row)
-        if problem is None and settings["skip_open_ended"] and str(row["solution"][0]) == "0":
+        if problem is None and not keeps_sample(settings, row["solution"]):
             problem = "open_ended_skipped_by_config"
         if problem:
             skipped[problem] += 1
@@ -58,7 +63,9 @@ def load_grpo_dataset(path: str, settings: dict, split: str = "train"):
         keep.append(index)
     if not keep:
         raise ValueError(f"{path}: no usable GRPO rows ({dict(skipped)})")
-    prepared = dataset.select(keep).map(
+    kept = dataset.select(keep)
+    check_ready(settings, (row["solution"] for row in kept.select_columns("solution")))
+    prepared = kept.map(
         lambda row: {"prompt": with_system_prompt(row["prompt"], system)}, desc="system prompt"
     )
     report = {"rows": len(dataset), "kept": len(keep), "skipped": dict(skipped), "answer_types": dict(answer_types)}

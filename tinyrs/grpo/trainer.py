@@ -68,7 +68,7 @@ def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, chec
     started = time.time()
     check_rollout(settings)
     dataset, data_report = load_grpo_dataset(dataset_path, settings)
-    rewards = make_reward_functions(settings, answer_types=set(data_report["answer_types"]))
+    rewards = make_reward_functions(settings)
     stopper = runtime.StopOnSignal()
     processor = load_processor(init_model, settings["min_pixels"], settings["max_pixels"])
     processor.tokenizer.padding_side = "left"
@@ -88,7 +88,7 @@ def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, chec
         trainer, processor, out_dir, settings, started,
         stage="grpo", train_loss=result.training_loss, data=data_report, resumed_from=resume,
         init_model=str(init_model), dataset=str(dataset_path),
-        reward_curve=reward_curve(trainer.state.log_history),
+        reward_curve=reward_curve(trainer.state.log_history), rewards=rewards[0].suite.summary(),
     )
 
 

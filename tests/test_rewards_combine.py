@@ -1,0 +1,188 @@
+"""Rewards combined per answer type into TRL reward functions; pairing at any batch size; start-up checks."""
+import copy
+from pathlib import Path
+
+import pytest
+from judge_server import JudgeServer
+
+from tinyrs.config import ConfigError, grpo_settings, load_config
+from tinyrs.grpo.rewards import RewardSuite, check_ready, keeps_sample, make_reward_functions
+from tinyrs.io import DataError
+
+CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+KEY_ENV = "TINYRS_TEST_COMBINE_KEY"
+_BASE_SETTINGS = grpo_settings(load_config([CONFIG]))
+
+
+@pytest.fixture
+def settings(monkeypatch):
+    """The repository's GRPO settings, with the judge's key read from a variable that is unset."""
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    settings = copy.deepcopy(_BASE_SETTINGS)
+    settings["judge"]["api_key_env"] = KEY_ENV
+    return settings
+
+
+def as_messages(text):
+    return [{"role": "assistant", "content": text}]
+
+
+def call(function, completions, solutions, **extra):
+    """Call a reward function the way TRL 1.16's GRPOTrainer does."""
+    n = len(completions)
+    return function(prompts=[[{"role": "user", "content": "q"}]] * n, completions=completions,
+                    completion_ids=[[1, 2]] * n, solution=solutions, image=[None] * n, trainer_state=None,
+                    log_extra=lambda column, values: None, **extra)
+
+
+def test_four_prompts_by_four_generations_are_paired_one_to_one(settings):
+    prompts = [  # solution, then four generations with the accuracy each earns against THIS solution only
+        (["1", "harbor", "What is the scene?", ""],
+         [("harbor", 1.0), ("yes", 0.0), ("[[100, 100, 300, 300]]", 0.0), ("Harbor.", 1.0)]),
+        (["1", "yes", "Is there a ship?", ""],
+         [("no", 0.0), ("yes", 1.0), ("harbor", 0.0), ("True", 1.0)]),
+        (["2", "[[100, 100, 300, 300]]", "Where is the tank?", ""],
+         [("[[100, 100, 300, 300]]", 1.0), ("[[500, 500, 900, 900]]", 0.0), ("[[300, 300, 100, 100]]", 1.0),
+          ("[[100, 100, 200, 300]]", 0.5)]),
+        (["2", "[[500, 500, 900, 900]]", "Where is the ship?", ""],
+         [("[[100, 100, 300, 300]]", 0.0), ("[[500, 500, 900, 900]]", 1.0), ("[[500, 500, 700, 900]]", 0.5),
+          ("harbor", 0.0)]),
+    ]
+    completions, solutions, expected_accuracy, expected_format = [], [], [], []
+    for solution, generations in prompts:
+        for g, (answer, accuracy) in enumerate(generations):
+            well_formed = g % 2 == 0
+            reasoning = "<reasoning>look</reasoning>" if well_formed else ""
+            text = f"{reasoning}<answer>{answer}</answer>"
+            completions.append(as_messages(text))
+            solutions.append(solution)
+            expected_accuracy.append(accuracy)
+            expected_format.append(1.0 if well_formed else 0.0)
+    format_reward, accuracy_reward = make_reward_functions(settings)
+    assert call(format_reward, completions, solutions) == expected_format
+    assert call(accuracy_reward, completions, solutions) == pytest.approx(expected_accuracy)
+    assert (format_reward.__name__, accuracy_reward.__name__) == ("format_reward", "accuracy_reward")
+
+
+def test_weights_and_format_weight(settings):
+    settings["rewards"]["format_weight"] = 2.0
+    settings["rewards"]["by_answer_type"]["1"] = {"closed": 0.5, "jaccard": 0.5}
+    format_reward, accuracy_reward = make_reward_functions(settings)
+    completions = ["<reasoning>r</reasoning><answer>red car</answer>", "<answer>Blue car.</answer>"]
+    solutions = [["1", "blue car", "q"]] * 2
+    assert call(format_reward, completions, solutions) == [2.0, 0.0]
+    # "red car" vs "blue car": closed 0, Jaccard 1/3; "Blue car." matches: closed 1, Jaccard 1
+    assert call(accuracy_reward, completions, solutions) == pytest.approx([0.5 / 3, 1.0])
+
+
+def test_completion_shapes(settings):
+    _, accuracy_reward = make_reward_functions(settings)
+    completions = [
+        "<answer>yes</answer>",
+        as_messages("<answer>yes</answer>"),
+        [{"role": "assistant",
+          "content": [{"type": "text", "text": "<answer>"}, {"type": "text", "text": "yes</answer>"}]}],
+    ]
+    assert call(accuracy_reward, completions, [["1", "yes", "q", ""]] * 3) == [1.0, 1.0, 1.0]
+    with pytest.raises(DataError, match=r"completions\[0\]"):
+        call(accuracy_reward, [[{"role": "user", "content": "yes"}]], [["1", "yes", "q"]])
+
+
+def test_bad_solutions_name_the_row(settings):
+    _, accuracy_reward = make_reward_functions(settings)
+    with pytest.raises(DataError, match=r"solution\[1\].*answer_type '7'"):
+        call(accuracy_reward, ["yes", "yes"], [["1", "yes", "q"], ["7", "yes", "q"]])
+    with pytest.raises(DataError, match=r"solution\[0\]"):
+        call(accuracy_reward, ["yes"], [["1", "yes"]])
+    with pytest.raises(DataError, match=r"solution\[0\]: field 'answer'"):
+        call(accuracy_reward, ["[[1, 1, 5, 5]]"], [["2", "no box", "q"]])
+    with pytest.raises(DataError, match="2 completions but 1 solutions"):
+        call(accuracy_reward, ["yes", "no"], [["1", "yes", "q"]])
+
+
+def test_unknown_or_misplaced_reward_names_are_config_errors(settings):
+    settings["rewards"]["by_answer_type"]["1"] = {"closd": 1.0}
+    with pytest.raises(ConfigError, match=r"by_answer_type.1.*closd"):
+        make_reward_functions(settings)
+    settings["rewards"]["by_answer_type"]["1"] = {"format": 1.0}
+    with pytest.raises(ConfigError, match="format_weight"):
+        make_reward_functions(settings)
+
+
+def test_statistics_per_component_and_log_metric(settings):
+    _, accuracy_reward = make_reward_functions(settings)
+    logged = {}
+    call(accuracy_reward, ["yes", "no", "[[0, 0, 10, 10]]"],
+         [["1", "yes", "q"], ["1", "yes", "q"], ["2", "[[0, 0, 10, 10]]", "q"]],
+         log_metric=lambda name, value: logged.__setitem__(name, value))
+    assert logged == {"reward_components/closed/mean": 0.5, "reward_components/closed/std": 0.5,
+                      "reward_components/box_iou/mean": 1.0, "reward_components/box_iou/std": 0.0}
+    summary = accuracy_reward.suite.summary()
+    assert (summary["closed/mean"], summary["closed/count"], summary["box_iou/count"]) == (0.5, 2, 1)
+
+
+def test_weight_zero_rewards_are_not_computed(settings):
+    settings["rewards"]["by_answer_type"]["0"] = {"judge": 0.0, "jaccard": 1.0}
+    assert check_ready(settings, [["0", "ships in a port", "q", ""]]) == {"0": 1}  # no key needed
+    _, accuracy_reward = make_reward_functions(settings)
+    assert call(accuracy_reward, ["ships in a port"], [["0", "ships in a port", "q"]]) == [1.0]
+    assert "judge/fallbacks" not in accuracy_reward.suite.summary()
+
+
+def test_judge_through_the_trl_function(settings):
+    with JudgeServer() as server:
+        settings["judge"]["base_url"] = server.base_url
+        _, accuracy_reward = make_reward_functions(settings)
+        logged = {}
+        rewards = call(accuracy_reward, ["<answer>ships leave</answer>", "<answer>a fire</answer>"],
+                       [["0", "ships leave", "What happens?", ""]] * 2,
+                       log_metric=lambda name, value: logged.__setitem__(name, value))
+    assert rewards == [1.0, 0.2]
+    assert logged["judge/judged"] == 2 and logged["judge/fallbacks"] == 0
+
+
+def test_skip_open_ended(settings):
+    settings["skip_open_ended"] = True
+    open_row, closed_row = ["0", "ships leave", "q", ""], ["1", "yes", "q", ""]
+    assert not keeps_sample(settings, open_row) and keeps_sample(settings, closed_row)
+    _, accuracy_reward = make_reward_functions(settings)
+    with pytest.raises(DataError, match="skip_open_ended"):
+        call(accuracy_reward, ["x"], [open_row])
+    assert check_ready(settings, [open_row, closed_row, closed_row]) == {"skipped_open_ended": 1, "1": 2}
+
+
+ROWS = [["1", "yes", "q", ""], ["0", "ships leave", "q", ""], ["2", "[[0, 0, 10, 10]]", "q", ""]]
+
+
+def test_check_ready_refuses_an_unusable_judge(settings):
+    with pytest.raises(ConfigError, match=rf"{KEY_ENV}.*skip_open_ended"):
+        check_ready(settings, ROWS)
+
+
+def test_check_ready_accepts_a_usable_judge_or_no_judge(settings, monkeypatch):
+    assert check_ready(settings, [ROWS[0], ROWS[2]]) == {"1": 1, "2": 1}              # no open-ended rows
+    assert check_ready({**settings, "skip_open_ended": True}, ROWS)["skipped_open_ended"] == 1
+    local = copy.deepcopy(settings)
+    local["judge"]["base_url"] = "http://127.0.0.1:8000/v1"                            # keyless server
+    assert check_ready(local, ROWS) == {"1": 1, "0": 1, "2": 1}
+    no_judge = copy.deepcopy(settings)
+    no_judge["rewards"]["by_answer_type"]["0"] = {"sbert": 1.0}
+    assert check_ready(no_judge, ROWS)["0"] == 1
+    monkeypatch.setenv(KEY_ENV, "k")
+    assert check_ready(settings, ROWS)["0"] == 1
+
+
+def test_check_ready_names_bad_rows(settings):
+    with pytest.raises(DataError, match=r"solution\[1\]: field 'answer'"):
+        check_ready(settings, [ROWS[2], ["2", "left of the road", "q", ""]])
+    with pytest.raises(DataError, match=r"solution\[0\].*answer_type '3'"):
+        check_ready(settings, [["3", "x", "q", ""]])
+
+
+def test_suite_score_gives_components_and_total(settings):
+    from tinyrs.grpo.rewards.inputs import Sample, read_completion
+
+    suite = RewardSuite(settings)
+    completion = read_completion("<reasoning>r</reasoning><answer>[[0, 0, 20, 10]]</answer>", "reasoning", "answer")
+    scored = suite.score([completion], [Sample("2", "[[0, 0, 10, 10]]", "q", None)], [{"box_iou": 1.0}])
+    assert scored == [{"format": 1.0, "box_iou": 0.5, "total": 1.5}]
