@@ -1,0 +1,1 @@
+"""Evaluation: task registry (tasks), eval files (records), prompts, backends, scoring (+ lenient), runner."""

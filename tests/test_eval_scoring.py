@@ -1,0 +1,200 @@
+"""Per-sample scoring, answer parsing edge cases and the metrics, against hand-computed values."""
+from __future__ import annotations
+
+import pytest
+
+from tinyrs.answers import option_letter
+from tinyrs.eval.lenient import reference_closed_match, reference_lhrs_match
+from tinyrs.eval.scoring import aggregate, ground_truth_problem, score_row, size_bucket
+from tinyrs.eval.tasks import Task
+
+CHAT = {"reasoning_tag": "reasoning", "answer_tag": "answer"}
+CLS = Task("cls", "cls.json", "accuracy", "classification", "{CLS}")
+VG = Task("vg", "vg.json", "grounding", "grounding", "{VG}")
+VG_PIXELS = Task("vg_px", "vg.json", "grounding", "grounding", "{VG}", answer_boxes="pixels")
+LHRS = Task("lhrs", "lhrs.json", "lhrs_accuracy", "lhrs")
+
+
+def scored(task: Task, pred: str, answer: str, **extra) -> dict:
+    row = {"pred": pred, "answer": answer, **extra}
+    return {**row, **score_row(task, row, CHAT)}
+
+
+# --- closed answers: parsing and strict matching -------------------------------------------------------------------
+
+@pytest.mark.parametrize("pred, answer, strict", [
+    ("forest", "forest", True),
+    ("Forest.", "forest", True),                    # trailing punctuation
+    ("  FOREST  ", "Forest", True),                  # case and spaces
+    ("Yes.", "yes", True),                           # yes/no synonyms
+    ("true", "yes", True),
+    ("absent", "no", True),
+    ("2", "2.0", True),                              # numbers compare as numbers
+    ("forest area", "forest", False),
+    ("for", "forest", False),
+    ("", "forest", False),                           # empty answer is wrong
+    ("<reasoning>green canopy</reasoning><answer>forest</answer>", "forest", True),
+    ("<answer>forest</answer>", "forest", True),     # answer block without reasoning
+    ("<reasoning>green canopy</reasoning> forest", "forest", True),  # text after the reasoning block
+    ("<reasoning>green canopy, so it is a forest", "forest", False),  # reasoning never closed: no answer
+    ("<reasoning>forest</reasoning>", "forest", False),  # reasoning but no answer after it
+])
+def test_closed_answer_strict(pred, answer, strict):
+    assert scored(CLS, pred, answer)["correct"] is strict
+
+
+def test_unclosed_reasoning_has_no_parsed_answer():
+    assert scored(CLS, "<reasoning>still thinking", "forest")["parsed"] is None
+
+
+# --- the reference's lenient rule: documented quirks ---------------------------------------------------------------
+
+def test_lenient_counts_an_empty_answer_as_correct():
+    # The reference tested `prediction in answer`; "" is a substring of everything.
+    assert reference_closed_match("", "forest") is True
+    assert scored(CLS, "", "forest")["correct_lenient"] is True
+
+
+def test_lenient_accepts_a_prefix_and_cuts_at_the_first_period_or_comma():
+    assert reference_closed_match("for", "forest") is True
+    assert reference_closed_match("forest, with a river", "forest") is True
+    assert reference_closed_match("Forest. It has trees", "forest") is True
+    assert reference_closed_match("dense forest", "forest") is False  # spaces are removed: "denseforest"
+
+
+def test_lenient_keeps_the_whole_text_when_reasoning_is_not_closed():
+    assert reference_closed_match("<reasoning>forest", "forest") is False  # "<reasoning>forest" is no substring
+    assert reference_closed_match("<reasoning>x</reasoning>forest", "forest") is True
+
+
+def test_lenient_lhrs_rule_cuts_at_period_only():
+    assert reference_lhrs_match("B. forest", "B") is True
+    assert reference_lhrs_match("The answer is B", "B") is False   # strict accepts this one
+    assert reference_lhrs_match("", "B") is True
+
+
+# --- option letters (LHRS-Bench) -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, letter", [
+    ("B", "B"), ("B.", "B"), ("(B)", "B"), ("B. forest", "B"), ("The answer is B", "B"),
+    ("Answer: (C).", "C"), ("B) forest", "B"), ("A forest", None), ("b", None), ("", None), (None, None),
+])
+def test_option_letter(text, letter):
+    assert option_letter(text) == letter
+
+
+def test_lhrs_strict_compares_letters():
+    assert scored(LHRS, "The answer is B", "B. forest", type=[1])["correct"] is True
+    assert scored(LHRS, "<answer>(C)</answer>", "B", type=[1])["correct"] is False
+    assert scored(LHRS, "forest", "B", type=[1])["correct"] is False
+
+
+# --- grounding ----------------------------------------------------------------------------------------------------
+
+def test_first_box_is_the_prediction():
+    first_right = scored(VG, "[[100, 100, 300, 300]] and [[600, 600, 700, 700]]", "[[100, 100, 300, 300]]", size=[100, 100])
+    first_wrong = scored(VG, "[[600, 600, 700, 700]] and [[100, 100, 300, 300]]", "[[100, 100, 300, 300]]", size=[100, 100])
+    assert (first_right["correct"], first_wrong["correct"]) == (True, False)
+    assert first_right["iou"] == pytest.approx(1.0)
+
+
+def test_reversed_box_is_reordered_and_out_of_range_box_is_clipped():
+    reversed_box = scored(VG, "[[300, 300, 100, 100]]", "[[100, 100, 300, 300]]", size=[100, 100])
+    assert reversed_box["box"] == [100, 100, 300, 300] and reversed_box["iou"] == pytest.approx(1.0)
+    clipped = scored(VG, "[[-50, -50, 1200, 1200]]", "[[0, 0, 1000, 1000]]", size=[100, 100])
+    assert clipped["box"] == [0, 0, 1000, 1000] and clipped["correct"] is True
+
+
+def test_completion_without_box_is_a_miss_not_dropped():
+    row = scored(VG, "the red roof", "[[100, 100, 300, 300]]", size=[100, 100])
+    assert row["correct"] is False and row["iou"] == 0.0 and row["box"] is None
+    assert row["correct_lenient"] is None  # the reference's rule drops it
+
+
+def test_degenerate_box_is_a_miss_in_both_columns():
+    row = scored(VG, "[[100, 100, 100, 300]]", "[[100, 100, 300, 300]]", size=[100, 100])
+    assert row["correct"] is False and row["correct_lenient"] is False
+
+
+def test_precision_counts_boxless_completions_in_the_denominator():
+    # Regression test for REFERENCE.md §3.4: 1 hit, 1 miss, 1 box-less completion.
+    gt = "[[0, 0, 500, 500]]"
+    rows = [scored(VG, "[[0, 0, 500, 500]]", gt, size=[800, 800]),        # IoU 1
+            scored(VG, "[[0, 0, 250, 500]]", gt, size=[800, 800]),        # IoU 0.5: a hit (>= 0.5)
+            scored(VG, "[[0, 0, 100, 500]]", gt, size=[800, 800]),        # IoU 0.2
+            scored(VG, "I cannot see it", gt, size=[800, 800])]
+    metrics = aggregate(VG, rows)["metrics"]
+    assert metrics["precision@0.5"] == {"value": 2 / 4, "n": 4, "correct": 2}
+    assert metrics["precision@0.5_lenient"] == {"value": 2 / 3, "n": 3, "correct": 2}
+    assert metrics["mean_iou"]["value"] == pytest.approx((1 + 0.5 + 0.2 + 0) / 4)
+    assert metrics["no_box_rate"]["value"] == pytest.approx(1 / 4)
+
+
+def test_size_buckets_in_pixels():
+    assert [size_bucket(a) for a in (31 * 31, 32 * 32, 95 * 95, 96 * 96)] == ["small", "medium", "medium", "large"]
+    # normalised ground truth: 100 x 100 grid units of a 640 x 480 image = 64 x 48 pixels (medium)
+    row = scored(VG, "[[0, 0, 100, 100]]", "[[0, 0, 100, 100]]", size=[640, 480])
+    assert row["bucket"] == "medium"
+    metrics = aggregate(VG, [row])["metrics"]
+    assert metrics["precision@0.5_medium"]["n"] == 1 and metrics["precision@0.5_small"] == {"value": None, "n": 0, "correct": 0}
+
+
+def test_pixel_ground_truth_uses_size_as_width_height():
+    # A 1000 x 200 image: the ground truth covers the left half in pixels, [0, 0, 500, 200].
+    # The model's grid box [[0, 0, 500, 1000]] is the left half: x * 1000/1000, y * 200/1000 -> IoU 1.
+    # Read as [height, width] (the reference's bug, REFERENCE.md §3.9) it becomes [0, 0, 100, 1000]: IoU 0.1.
+    row = scored(VG_PIXELS, "[[0, 0, 500, 1000]]", "[[0, 0, 500, 200]]", size=[1000, 200])
+    assert row["iou"] == pytest.approx(1.0) and row["correct"] is True
+    swapped = scored(VG_PIXELS, "[[0, 0, 500, 1000]]", "[[0, 0, 500, 200]]", size=[200, 1000])
+    assert swapped["correct"] is False
+    # The bucket of a pixel ground truth is its own area (500 x 200 = 100000 px: large); for a
+    # small one (20 x 20) the bucket is small whatever the image size.
+    assert row["bucket"] == "large"
+    assert scored(VG_PIXELS, "[[0, 0, 20, 100]]", "[[0, 0, 20, 20]]", size=[1000, 200])["bucket"] == "small"
+
+
+# --- metrics --------------------------------------------------------------------------------------------------------
+
+def test_accuracy_metrics_hand_computed():
+    rows = [scored(CLS, "forest", "forest"), scored(CLS, "Forest.", "forest"),
+            scored(CLS, "for", "forest"), scored(CLS, "desert", "forest")]
+    result = aggregate(CLS, rows)
+    assert (result["n"], result["correct"], result["correct_lenient"]) == (4, 2, 3)
+    assert result["metrics"]["accuracy"]["value"] == 0.5
+    assert result["metrics"]["accuracy_lenient"]["value"] == 0.75
+    assert (result["primary"], result["lenient"]) == ("accuracy", "accuracy_lenient")
+
+
+def test_lhrs_metrics_overall_and_per_type():
+    rows = [scored(LHRS, "A", "A", type=[1]), scored(LHRS, "B", "A", type=[1, 5]),
+            scored(LHRS, "(C)", "C", type=[5]), scored(LHRS, "D.", "D", type=[11])]
+    metrics = aggregate(LHRS, rows)["metrics"]
+    assert metrics["accuracy"]["value"] == 0.75
+    assert metrics["accuracy_identity"] == {"value": 0.5, "n": 2, "correct": 1}
+    assert metrics["accuracy_quantity"] == {"value": 0.5, "n": 2, "correct": 1}
+    assert metrics["accuracy_reasoning"] == {"value": 1.0, "n": 1, "correct": 1}
+    assert metrics["accuracy_color"] == {"value": None, "n": 0, "correct": 0}
+    assert len([name for name in metrics if name.startswith("accuracy_")]) == 11 + 1  # 11 types + lenient
+
+
+def test_empty_task_has_no_values():
+    assert aggregate(CLS, [])["metrics"]["accuracy"] == {"value": None, "n": 0, "correct": 0}
+
+
+@pytest.mark.parametrize("task, answer, size, types, reason", [
+    (CLS, "", None, None, "empty_answer"),
+    (CLS, "forest", [0, 10], None, "bad_size"),
+    (CLS, "forest", [10], None, "bad_size"),
+    (VG, "the roof", [10, 10], None, "answer_without_box"),
+    (VG, "[[5, 5, 5, 9]]", [10, 10], None, "answer_without_box"),
+    (LHRS, "forest", None, [1], "answer_without_option"),
+    (LHRS, "B", None, [12], "bad_type"),
+    (LHRS, "B", None, None, "bad_type"),
+])
+def test_ground_truth_problems(task, answer, size, types, reason):
+    assert ground_truth_problem(task, answer, size, types)[0] == reason
+
+
+def test_usable_ground_truth_has_no_problem():
+    assert ground_truth_problem(VG_PIXELS, "[[10, 10, 2000, 900]]", [2048, 1024], None) is None
+    assert ground_truth_problem(LHRS, "C. harbour", [5, 5], [2, 3]) is None
