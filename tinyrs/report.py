@@ -159,7 +159,7 @@ def markdown(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _file_name(family: str) -> str:
+def plot_file_name(family: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", family) + ".png"
 
 
@@ -213,5 +213,5 @@ def write_report(eval_dir: str | Path, stages: list[str], out_dir: str | Path,
     with atomic_open(out_dir / "results.parquet", "wb") as handle:
         frame.to_parquet(handle, index=False)
     for family, tasks in results.families().items():
-        plot_family(results, family, tasks, out_dir / _file_name(family))
+        plot_family(results, family, tasks, out_dir / plot_file_name(family))
     return text
