@@ -1,0 +1,49 @@
+"""Small raw VHM lists and image roots for the data-stage tests (tests/test_data_*.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+
+def human(text: str) -> dict:
+    return {"from": "human", "value": text}
+
+
+def gpt(text: str) -> dict:
+    return {"from": "gpt", "value": text}
+
+
+def record(number: int, source: str | None = "UCM", image: str | list | None = None, **fields) -> dict:
+    """A valid raw record (bare image name + source_dataset, like upstream VHM) unless fields say otherwise."""
+    raw = {"id": f"r{number}"}
+    if source is not None:
+        raw["source_dataset"] = source
+    raw["image"] = image if image is not None else f"img{number}.jpg"
+    raw["conversations"] = [human(f"<image>\n{{CLS}}What is in image {number}?"), gpt(f"class {number}")]
+    raw.update(fields)
+    return raw
+
+
+def write_list(path: Path, records: list, indent: int | None = None) -> Path:
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=indent), encoding="utf-8")
+    return path
+
+
+def make_image_root(root: Path, folders: dict[str, int]) -> Path:
+    """``folders``: sub-folder -> number of images ``img0.jpg`` ... (tiny valid JPEGs)."""
+    for folder, count in folders.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for number in range(count):
+            Image.new("RGB", (4, 4), (number * 20 % 255, 0, 0)).save(root / folder / f"img{number}.jpg")
+    return root
+
+
+def files_under(path: Path) -> set[str]:
+    """Every file below ``path`` (relative), to prove a command wrote nothing else."""
+    return {str(item.relative_to(path)) for item in path.rglob("*") if item.is_file()}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

@@ -1,0 +1,89 @@
+"""``tinyrs data fetch|correct|oversample|validate``: the data stages (see tinyrs/data/)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from tinyrs.data.fetch import FetchError, fetch_dataset
+
+    try:
+        record = fetch_dataset(
+            args.dataset, args.repo, args.revision, args.allow_pattern, args.out, args.mirror, args.unpack_shards
+        )
+    except FetchError as err:
+        print(f"tinyrs: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.dataset}: {record['files']} files, {record['bytes']} bytes in {args.out}")
+    return 0
+
+
+def _correct(args: argparse.Namespace) -> int:
+    from tinyrs.data.correct import correct_list
+
+    report = correct_list(args.list, args.image_root, args.check, args.out_dir, workers=args.workers)
+    rejected = {reason: count for reason, count in report["rejected"].items() if count}
+    print(f"{args.list}: read {report['read']}, kept {report['kept']}, rejected {rejected or 0}")
+    return 0
+
+
+def _oversample(args: argparse.Namespace) -> int:
+    from tinyrs.data.oversample import load_factors, oversample
+
+    report = oversample(args.in_dir, load_factors(args.factors), args.seed, args.out_dir)
+    print(f"{args.in_dir}: {report['records_before']} -> {report['records_after']} records in {args.out_dir}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from tinyrs.data.validate import run_validate
+
+    tags = None
+    if args.reasoning_tags:
+        tags = tuple(tag.strip() for tag in args.reasoning_tags.split(","))
+        if len(tags) != 2 or not all(tags):
+            print("tinyrs data validate: --reasoning-tags needs two names, e.g. reasoning,answer", file=sys.stderr)
+            return 2
+    return run_validate(args.list, args.image_root, tags, args.max_errors)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="fetch, correct, oversample and validate data lists")
+    commands = data.add_subparsers(dest="data_command", required=True)
+
+    fetch = commands.add_parser("fetch", help="download a Hub dataset repo (or link it from a mirror)")
+    fetch.add_argument("--dataset", required=True, help="dataset key (recorded in .complete)")
+    fetch.add_argument("--repo", required=True, help="Hub dataset repo, e.g. aybora/VHM_VersaD")
+    fetch.add_argument("--revision", default="main")
+    fetch.add_argument("--allow-pattern", action="append", required=True, help="fnmatch pattern (repeatable)")
+    fetch.add_argument("--unpack-shards", action="store_true", help="unpack <sub>/*.tar webdataset shards")
+    fetch.add_argument("--mirror", help="local folder laid out as <mirror>/<repo name>/ instead of the Hub")
+    fetch.add_argument("--out", required=True, help="target folder; .complete is written there last")
+    fetch.set_defaults(func=_fetch)
+
+    correct = commands.add_parser("correct", help="stream a raw list: fix image paths and tags, reject bad records")
+    correct.add_argument("--list", required=True, help="raw VHM JSON array")
+    correct.add_argument("--image-root", required=True, help="folder holding the image sub-folders")
+    correct.add_argument("--check", choices=("none", "exists", "decode"), default="exists")
+    correct.add_argument("--out-dir", required=True)
+    correct.add_argument(
+        "--workers", type=int, help="worker processes for lists above 16 MB (default: the CPU count, at most 8)"
+    )
+    correct.set_defaults(func=_correct)
+
+    oversample = commands.add_parser("oversample", help="repeat/subsample per source, shuffle, write the manifest")
+    oversample.add_argument("--in-dir", required=True, help="output folder of `tinyrs data correct`")
+    oversample.add_argument(
+        "--factors", help='JSON or a JSON file: null or {"default": f, "factors": {source: f}}; absent: copy'
+    )
+    oversample.add_argument("--seed", type=int, required=True)
+    oversample.add_argument("--out-dir", required=True)
+    oversample.set_defaults(func=_oversample)
+
+    validate = commands.add_parser("validate", help="report schema problems of a list (exit 1 if any)")
+    validate.add_argument("--list", required=True)
+    validate.add_argument("--image-root", help="also check that every image exists under this folder")
+    validate.add_argument("--reasoning-tags", help="e.g. reasoning,answer: every gpt answer must be in that format")
+    validate.add_argument("--max-errors", type=int, default=50, help="problems printed (all are counted)")
+    validate.set_defaults(func=_validate)
