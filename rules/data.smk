@@ -1,5 +1,7 @@
 # Data: (demo world) -> fetch each Hub dataset -> correct each training list -> oversample -> Parquet manifest.
 
+import json
+
 DEMO = config["demo_world"]
 MIRROR = f"{WORK}/demo-hub" if DEMO else config["hub"]["mirror"]
 
@@ -59,7 +61,11 @@ rule correct_list:
         log_file("correct_{name}"),
     shell:
         "tinyrs data correct --list {params.list_file} --image-root {params.image_root} "
-        "--check {params.check} --out-dir {WORK}/data/{wildcards.name}/corrected > {log} 2>&1"
+        "--check {params.check} --workers {threads} --out-dir {WORK}/data/{wildcards.name}/corrected > {log} 2>&1"
+
+
+def oversampling(name):
+    return config["data"]["lists"][name]["oversample"] or {"seed": 0, "default": 1.0}
 
 
 rule oversample_list:
@@ -69,8 +75,11 @@ rule oversample_list:
     output:
         manifest=f"{WORK}/data/{{name}}/manifest.parquet",
         records=f"{WORK}/data/{{name}}/list.json",
+    params:
+        factors=lambda wc: json.dumps(oversampling(wc.name)),
+        seed=lambda wc: oversampling(wc.name)["seed"],
     log:
         log_file("oversample_{name}"),
     shell:
-        "tinyrs data oversample --in-dir {WORK}/data/{wildcards.name}/corrected --settings {input.settings} "
-        "--out-dir {WORK}/data/{wildcards.name} > {log} 2>&1"
+        "tinyrs data oversample --in-dir {WORK}/data/{wildcards.name}/corrected --factors '{params.factors}' "
+        "--seed {params.seed} --out-dir {WORK}/data/{wildcards.name} > {log} 2>&1"

@@ -56,7 +56,7 @@ def test_report_covers_every_task_and_stage(demo_run, repo_root):
 def classification_accuracy(workdir: Path, stage: str) -> float:
     scores = []
     for metrics_file in sorted((workdir / "eval" / stage).glob("cls_*.metrics.json")):
-        scores.append(json.loads(metrics_file.read_text())["accuracy"])
+        scores.append(json.loads(metrics_file.read_text())["metrics"]["accuracy"]["value"])
     assert len(scores) == 5
     return sum(scores) / len(scores)
 

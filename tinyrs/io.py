@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 MANIFEST_NAME = "tinyrs_manifest.json"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 class DataError(ValueError):
@@ -28,6 +30,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; shared cluster outputs follow the umask
     try:
         with open(tmp, mode, **kwargs) as handle:
             yield handle

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
-from tinyrs.io import sha256_json, write_json, write_manifest
+from tinyrs.io import MANIFEST_NAME, sha256_file, sha256_json, write_json, write_manifest, write_text_if_changed
 from tinyrs.provenance import provenance
 
 INTERRUPTED_EXIT = 75  # EX_TEMPFAIL: the checkpoint is saved, a rerun resumes from it
@@ -76,11 +77,41 @@ class StopOnSignal:
         return _Callback()
 
 
-def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
+def run_fingerprint(settings: dict, *inputs: str | Path) -> str:
+    """What a checkpoint belongs to: the stage's settings and its inputs.
+
+    An input file is hashed; an input directory by its completion marker (a model's manifest, a
+    fetched dataset's ``.complete``), which changes whenever the directory is rewritten.
+    """
+    parts = [sha256_json(settings)]
+    for item in inputs:
+        path = Path(item)
+        markers = [path / MANIFEST_NAME, path / ".complete"] if path.is_dir() else [path]
+        found = next((m for m in markers if m.is_file()), None)
+        parts.append(sha256_file(found) if found else str(item))
+    return sha256_json(parts)
+
+
+def last_checkpoint(checkpoint_dir: str | Path, fingerprint: str) -> str | None:
+    """The newest checkpoint of this same run, or None.
+
+    Checkpoints written under other settings or inputs are removed rather than resumed: after a
+    config change, resuming would silently continue the old run.
+    """
     from transformers.trainer_utils import get_last_checkpoint
 
     checkpoint_dir = Path(checkpoint_dir)
-    found = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.exists() else None
+    marker = checkpoint_dir / "run_fingerprint.txt"
+    if checkpoint_dir.exists() and (not marker.exists() or marker.read_text().strip() != fingerprint):
+        stale = [p for p in checkpoint_dir.glob("checkpoint-*") if p.is_dir()]
+        if stale:
+            print(f"tinyrs: settings or inputs changed; discarding {len(stale)} old checkpoint(s) in {checkpoint_dir}",
+                  flush=True)
+        for path in stale:
+            shutil.rmtree(path)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    write_text_if_changed(marker, fingerprint + "\n")
+    found = get_last_checkpoint(str(checkpoint_dir))
     if found:
         print(f"tinyrs: resuming from {found}", flush=True)
     return found

@@ -81,7 +81,7 @@ def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, chec
         processing_class=processor,
         callbacks=[stopper.callback()],
     )
-    resume = runtime.last_checkpoint(checkpoint_dir)
+    resume = runtime.last_checkpoint(checkpoint_dir, runtime.run_fingerprint(settings, init_model, dataset_path))
     result = trainer.train(resume_from_checkpoint=resume)
     runtime.exit_if_interrupted(stopper, checkpoint_dir)
     return runtime.save_outputs(

@@ -126,7 +126,7 @@ def train(settings: dict, init_model: str, manifest_path: str, out_dir: str, che
         callbacks=[stopper.callback()],
     )
     trainer.tinyrs_settings = settings
-    resume = runtime.last_checkpoint(checkpoint_dir)
+    resume = runtime.last_checkpoint(checkpoint_dir, runtime.run_fingerprint(settings, init_model, manifest_path))
     result = trainer.train(resume_from_checkpoint=resume)
     runtime.exit_if_interrupted(stopper, checkpoint_dir)
     return runtime.save_outputs(
