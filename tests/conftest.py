@@ -32,3 +32,36 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_model")
     build_tiny_model(out, TINY_CORPUS, min_pixels=3136, max_pixels=112 * 112, seed=0)
     return out
+
+
+COLOURS = {"water": (30, 60, 200), "forest": (20, 110, 30), "desert": (220, 200, 120), "snow": (240, 240, 250)}
+
+
+@pytest.fixture(scope="session")
+def tiny_sft_manifest(tmp_path_factory) -> Path:
+    """A 48-record classification list, corrected and turned into a Parquet manifest by the real data stages."""
+    import json
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    from tinyrs.data.correct import correct_list
+    from tinyrs.data.oversample import oversample
+
+    root = tmp_path_factory.mktemp("sft_data")
+    (root / "UCM").mkdir()
+    rng = random.Random(0)
+    records = []
+    for number in range(48):
+        label = rng.choice(sorted(COLOURS))
+        noise = np.random.default_rng(number).integers(-25, 25, (112, 112, 3))
+        pixels = np.clip(np.array(COLOURS[label]) + noise, 0, 255).astype("uint8")
+        Image.fromarray(pixels).save(root / "UCM" / f"{number}.jpg")
+        records.append({"id": number, "source_dataset": "UCM", "image": f"{number}.jpg", "conversations": [
+            {"from": "human", "value": "<image>\n{CLS} What is the category of this image?"},
+            {"from": "gpt", "value": label}]})
+    (root / "list.json").write_text(json.dumps(records))
+    correct_list(root / "list.json", root, "exists", root / "out" / "corrected", workers=1)
+    oversample(root / "out" / "corrected", None, 0, root / "out")
+    return root / "out" / "manifest.parquet"

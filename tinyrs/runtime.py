@@ -117,6 +117,32 @@ def last_checkpoint(checkpoint_dir: str | Path, fingerprint: str) -> str | None:
     return found
 
 
+def load_checkpoint_weights(model, checkpoint: str | Path) -> None:
+    """Load a checkpoint's weights into ``model`` in place.
+
+    ``Trainer._load_from_checkpoint`` (transformers 5) reads the safetensors file with
+    ``load_state_dict(strict=False)``; for Qwen2-VL the file holds the legacy key names that only
+    ``from_pretrained`` converts, so nothing matched and a resumed run silently restarted from the
+    initial weights. ``from_pretrained`` applies the conversion; every key must then match.
+    """
+    loaded = type(model).from_pretrained(str(checkpoint), dtype=next(model.parameters()).dtype)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+
+
+def resumable(trainer_cls):
+    """``trainer_cls`` with checkpoint weights loaded by ``load_checkpoint_weights`` (DeepSpeed keeps its own)."""
+
+    class Resumable(trainer_cls):
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            if self.is_deepspeed_enabled:
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            load_checkpoint_weights(model or self.model, resume_from_checkpoint)
+            return None
+
+    Resumable.__name__ = Resumable.__qualname__ = trainer_cls.__name__
+    return Resumable
+
+
 def exit_if_interrupted(stopper: StopOnSignal, checkpoint_dir: str | Path) -> None:
     if stopper.received is not None:
         print(f"tinyrs: signal {stopper.received} received; checkpoint saved in {checkpoint_dir}; rerun to resume",

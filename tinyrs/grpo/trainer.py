@@ -73,7 +73,7 @@ def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, chec
     processor = load_processor(init_model, settings["min_pixels"], settings["max_pixels"])
     processor.tokenizer.padding_side = "left"
     model = load_model(init_model, settings["precision"], settings["attn_implementation"])
-    trainer = GRPOTrainer(
+    trainer = runtime.resumable(GRPOTrainer)(
         model=model,
         reward_funcs=rewards,
         args=grpo_config(settings, Path(checkpoint_dir)),

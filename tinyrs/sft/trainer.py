@@ -43,7 +43,7 @@ class ManifestDataset:
 def make_trainer_class():
     from transformers import Trainer
 
-    class TinyRSTrainer(Trainer):
+    class TinyRSTrainer(runtime.resumable(Trainer)):
         """Trainer with per-module LR groups and counted skips of over-long samples."""
 
         skipped_too_long = 0
