@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install clean-demo
+.PHONY: demo test install clean-demo images
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
+
+# Apptainer images of the GPU stages from envs/*.yaml, digests into containers/images.lock.json (docs/cluster.md)
+images: $(STAMP)
+	$(BIN)/tinyrs images build
 
 clean-demo:
 	rm -rf work-demo

@@ -14,7 +14,7 @@ def eval_inputs(wc):
 
 
 EVAL_RUN = (
-    "tinyrs eval run --settings {input.settings} --model {input.model} --data-root "
+    "{resources.launch} tinyrs eval run --settings {input.settings} --model {input.model} --data-root "
     + hub_dir("eval")
     + " --out-dir "
     + WORK
@@ -30,6 +30,10 @@ if EVAL["group_tasks"]:
             [eval_metrics("{stage}", task) for task in TASKS],
         log:
             log_file("eval_{stage}"),
+        resources:
+            **job_resources("eval"),
+        container:
+            job_container("eval")
         shell:
             EVAL_RUN + " > {log} 2>&1"
 
@@ -42,6 +46,10 @@ elif EVAL["shards"] == 1:
             eval_metrics("{stage}", "{task}"),
         log:
             log_file("eval_{stage}_{task}"),
+        resources:
+            **job_resources("eval"),
+        container:
+            job_container("eval")
         shell:
             EVAL_RUN + " --tasks {wildcards.task} > {log} 2>&1"
 
@@ -54,6 +62,10 @@ else:
             f"{WORK}/eval/{{stage}}/{{task}}.shard-{{i}}-of-{EVAL['shards']}.metrics.json",
         log:
             log_file("eval_{stage}_{task}_{i}"),
+        resources:
+            **job_resources("eval"),
+        container:
+            job_container("eval")
         shell:
             EVAL_RUN + " --tasks {wildcards.task} --shard {wildcards.i}/" + str(EVAL["shards"]) + " > {log} 2>&1"
 

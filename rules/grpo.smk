@@ -10,6 +10,10 @@ rule grpo:
         model_manifest("grpo"),
     log:
         log_file("grpo"),
+    resources:
+        **job_resources("grpo"),
+    container:
+        job_container("grpo")
     shell:
-        "tinyrs grpo --settings {input.settings} --init {input.init} --dataset {WORK}/hub/grpo "
+        "{resources.launch} tinyrs grpo --settings {input.settings} --init {input.init} --dataset {WORK}/hub/grpo "
         "--out {WORK}/models/grpo --checkpoints {WORK}/checkpoints/grpo > {log} 2>&1"

@@ -19,6 +19,10 @@ rule train_stage:
         stage="pretrain|sft|cot",
     log:
         log_file("train_{stage}"),
+    resources:
+        **job_resources(lambda wildcards: wildcards.stage),
+    container:
+        job_container(lambda wildcards: wildcards.stage)
     shell:
-        "tinyrs train --settings {input.settings} --init {input.init} --data {input.data} "
+        "{resources.launch} tinyrs train --settings {input.settings} --init {input.init} --data {input.data} "
         "--out {WORK}/models/{wildcards.stage} --checkpoints {WORK}/checkpoints/{wildcards.stage} > {log} 2>&1"

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-FAMILIES = ("demo", "data", "model", "train", "grpo", "rewards", "eval", "report", "config")
+FAMILIES = ("demo", "data", "model", "train", "grpo", "rewards", "eval", "report", "config", "cluster")
 
 
 def build_parser() -> argparse.ArgumentParser:
