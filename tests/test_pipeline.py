@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,87 @@ def test_grpo_reward_rises(demo_run):
     workdir, _ = demo_run
     curve = json.loads((workdir / "models" / "grpo" / "tinyrs_manifest.json").read_text())["reward_curve"]
     assert curve["last_quarter_mean"] > curve["first_quarter_mean"], curve
+
+
+# --- partial reruns (dry runs on the finished demo, then one real interrupted stage) -----------------------------
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count."""
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    if "Nothing to be done" in result.stdout + result.stderr:
+        return {}
+    start = lines.index("Job stats:") + 3
+    jobs = {}
+    for line in lines[start:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def test_until_sft_runs_nothing_after_sft(repo_root, tmp_path):
+    jobs = planned_jobs(snakemake(repo_root, tmp_path / "fresh", "-n", "--until", "sft"))
+    assert {"pretrain", "sft", "base_model"} <= set(jobs)
+    assert not set(jobs) & {"cot", "grpo", "eval_stage", "report"}
+
+
+def test_finished_demo_has_nothing_left_to_do(demo_run, repo_root):
+    workdir, _ = demo_run
+    assert planned_jobs(snakemake(repo_root, workdir, "-n")) == {}
+
+
+def test_forcerun_grpo_reruns_grpo_and_its_eval_only(demo_run, repo_root):
+    workdir, _ = demo_run
+    jobs = planned_jobs(snakemake(repo_root, workdir, "-n", "--forcerun", "grpo"))
+    assert jobs == {"grpo": 1, "eval_stage": 1, "report": 1, "all": 1}
+
+
+def test_changed_grpo_parameter_reruns_grpo_and_downstream_only(demo_run, repo_root, tmp_path):
+    workdir, _ = demo_run
+    settings = workdir / "settings" / "grpo.json"
+    before, stat = settings.read_text(), settings.stat()
+    overlay = tmp_path / "beta.yaml"
+    overlay.write_text("grpo: {beta: 0.04}\n")
+    try:
+        jobs = planned_jobs(snakemake(repo_root, workdir, "-n", "--configfile", "config.yaml",
+                                      "profiles/demo/overrides.yaml", str(overlay)))
+    finally:
+        settings.write_text(before)
+        os.utime(settings, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert jobs == {"grpo": 1, "eval_stage": 1, "report": 1, "all": 1}
+
+
+def test_killed_stage_resumes_from_its_checkpoint(demo_run, repo_root):
+    """A training job killed mid-stage (SLURM's SIGTERM) is resumed by the rerun, not started over."""
+    import psutil
+
+    workdir, _ = demo_run
+    log = workdir / "logs" / "train_pretrain.log"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", "--profile", "profiles/demo", "--config", f"workdir={workdir}",
+               "--forcerun", "pretrain", "--until", "pretrain"]
+    first = subprocess.Popen(command, cwd=repo_root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    trainer = None
+    while time.time() < deadline and trainer is None:
+        time.sleep(0.5)
+        progressed = log.exists() and "| 10/" in log.read_text(errors="replace")
+        trainers = [p for p in psutil.Process(first.pid).children(recursive=True)
+                    if p.name().startswith("python") and p.cmdline()[2:4] == ["train", "--settings"]]
+        if progressed and trainers:
+            trainer = trainers[-1]
+    assert trainer is not None, "pretrain never got going"
+    trainer.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=300) != 0
+    assert "signal 15 received; checkpoint saved" in log.read_text(errors="replace")
+    assert not (workdir / "models" / "pretrain" / "tinyrs_manifest.json").exists()
+
+    second = subprocess.run(command[:-4] + ["--until", "pretrain"], cwd=repo_root, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    text = log.read_text(errors="replace")
+    assert "resuming from" in text and "checkpoint-" in text
+    manifest = json.loads((workdir / "models" / "pretrain" / "tinyrs_manifest.json").read_text())
+    assert manifest["resumed_from"] is not None

@@ -151,7 +151,11 @@ def exit_if_interrupted(stopper: StopOnSignal, checkpoint_dir: str | Path) -> No
 
 
 def save_outputs(trainer, processor, out_dir: str | Path, settings: dict, started: float, **summary) -> dict:
-    """Save the model, processor and logs, then the completion manifest (last)."""
+    """Save the model, processor and logs, then the completion manifest (last); drop the resume points.
+
+    Checkpoints exist to resume an unfinished run. Once the model directory is complete they are
+    removed, so that a forced rerun (``--forcerun``) trains again instead of resuming at the end.
+    """
     trainer.save_model(str(out_dir))
     if not trainer.is_world_process_zero():
         return {}
@@ -162,4 +166,6 @@ def save_outputs(trainer, processor, out_dir: str | Path, settings: dict, starte
     summary = {"steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None, **summary}
     write_manifest(out_dir, **summary, config_sha256=sha256_json(settings),
                    wall_time_s=round(time.time() - started, 2), **provenance())
+    for checkpoint in Path(trainer.args.output_dir).glob("checkpoint-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
     return summary

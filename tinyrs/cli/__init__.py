@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError) as err:
         print(f"tinyrs: {err}", file=sys.stderr)
         return 2
+    except FileNotFoundError as err:
+        print(f"tinyrs: missing input: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
