@@ -166,8 +166,14 @@ def test_the_demo_pipeline_through_slurm(slurm_env, tmp_path):
     overlay["workdir"] = str(tmp_path / "work")
     overlay["resources"]["images"] = {name: str(image) for name in overlay["resources"]["images"]}
     (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(overlay))
+    before = last_job_id(slurm_env)
     result = run(["snakemake", "--profile", "profiles/slurm", "--profile", "profiles/slurm-test", "--configfile",
                   "config.yaml", "profiles/demo/overrides.yaml", tmp_path / "pipeline.yaml", "--jobs", "2"],
                  1800, slurm_env, cwd=REPO, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-4000:]
     assert (tmp_path / "work" / "report" / "results.md").exists()
+    completed = {row["Comment"] for row in sacct_rows(slurm_env, "JobID,Comment,State", "-X", "-a")
+                 if row["JobID"].isdigit() and int(row["JobID"]) > before and row["State"] == "COMPLETED"}
+    for rule in ("demo_world", "correct_list", "oversample_list", "base_model", "pretrain", "sft", "cot", "grpo",  # fetch_dataset is a localrule
+                 "eval_stage", "report"):
+        assert any(comment.startswith(f"rule_{rule}") for comment in completed), (rule, sorted(completed))

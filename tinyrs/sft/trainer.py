@@ -58,6 +58,15 @@ def make_trainer_class():
                 self.optimizer = optimizer_cls(groups, **kwargs)
             return self.optimizer
 
+        def log(self, logs, *args, **kwargs):
+            """Add each group's learning rate (``lr/vision``, ``lr/merger``, ``lr/llm``) to the training logs:
+            the evidence that the per-module rates and the schedule survived DeepSpeed's initialisation."""
+            if "loss" in logs and self.optimizer is not None:
+                for group in self.optimizer.param_groups:
+                    if "name" in group and not group["name"].endswith("no_decay"):
+                        logs[f"lr/{group['name']}"] = group["lr"]
+            super().log(logs, *args, **kwargs)
+
         def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
             self.skipped_too_long += int(inputs.pop("tinyrs_skipped", 0))
             if "input_ids" not in inputs:  # every sample of this batch was too long
