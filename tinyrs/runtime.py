@@ -47,6 +47,32 @@ def deepspeed_config_path(value: str | None) -> str | None:
     return str(path)
 
 
+def trainer_arguments(settings: dict, checkpoint_dir: Path) -> dict:
+    """The ``TrainingArguments`` both trainers (SFT family and GRPO) take from their settings alike."""
+    import torch
+
+    from tinyrs.model.load import effective_precision
+
+    return {
+        "output_dir": str(checkpoint_dir),
+        "num_train_epochs": settings["epochs"],
+        "max_steps": settings["max_steps"],
+        "learning_rate": settings["learning_rate"],
+        "bf16": effective_precision(settings["precision"]) == "bf16",
+        "activation_checkpointing": settings["gradient_checkpointing"],
+        "deepspeed": deepspeed_config_path(settings["deepspeed"]),
+        "logging_steps": settings["logging_steps"],
+        "save_strategy": "steps",
+        "save_steps": settings["save_steps"],
+        "save_total_limit": settings["save_total_limit"],
+        "report_to": settings["report_to"] or "none",
+        "seed": settings["seed"],
+        "data_seed": settings["seed"],
+        "remove_unused_columns": False,
+        "use_cpu": not torch.cuda.is_available(),
+    }
+
+
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 

@@ -10,41 +10,22 @@ from pathlib import Path
 
 from tinyrs import runtime
 from tinyrs.grpo.dataset import load_grpo_dataset
-from tinyrs.model.load import effective_precision, load_model, load_processor
+from tinyrs.model.load import load_model, load_processor
 
 
 def grpo_config(settings: dict, checkpoint_dir: Path):
-    import torch
     from trl import GRPOConfig
 
-    precision = effective_precision(settings["precision"])
-    vllm = settings["rollout"] == "vllm"
     return GRPOConfig(
-        output_dir=str(checkpoint_dir),
+        **runtime.trainer_arguments(settings, checkpoint_dir),
         per_device_train_batch_size=settings["per_device_batch_size"] * settings["num_generations"],
         gradient_accumulation_steps=settings["grad_accum"],
         num_generations=settings["num_generations"],
-        num_train_epochs=settings["epochs"],
-        max_steps=settings["max_steps"],
-        learning_rate=settings["learning_rate"],
         beta=settings["beta"],
         temperature=settings["temperature"],
         max_completion_length=settings["max_completion_length"],
-        bf16=precision == "bf16",
-        activation_checkpointing=settings["gradient_checkpointing"],
-        deepspeed=runtime.deepspeed_config_path(settings["deepspeed"]),
-        use_vllm=vllm,
+        use_vllm=settings["rollout"] == "vllm",
         vllm_mode="colocate",
-        logging_steps=settings["logging_steps"],
-        save_strategy="steps",
-        save_steps=settings["save_steps"],
-        save_total_limit=settings["save_total_limit"],
-        report_to=settings["report_to"] or "none",
-        seed=settings["seed"],
-        data_seed=settings["seed"],
-        remove_unused_columns=False,
-        use_cpu=not torch.cuda.is_available(),
-        model_init_kwargs=None,
     )
 
 

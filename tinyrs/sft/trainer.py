@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tinyrs import chat, runtime
-from tinyrs.model.load import effective_precision, load_model, load_processor
+from tinyrs.model.load import load_model, load_processor
 from tinyrs.sft import optim
 from tinyrs.sft.batching import SampleEncoder, collate
 
@@ -78,37 +78,18 @@ def make_trainer_class():
 
 
 def training_arguments(settings: dict, checkpoint_dir: Path):
+    import torch
     from transformers import TrainingArguments
 
-    precision = effective_precision(settings["precision"])
-    import torch
-
     return TrainingArguments(
-        output_dir=str(checkpoint_dir),
+        **runtime.trainer_arguments(settings, checkpoint_dir),
         per_device_train_batch_size=settings["per_device_batch_size"],
         gradient_accumulation_steps=grad_accumulation(settings),
-        num_train_epochs=settings["epochs"],
-        max_steps=settings["max_steps"],
-        learning_rate=settings["learning_rate"],
         weight_decay=settings["weight_decay"],
         warmup_steps=settings["warmup_ratio"],
         lr_scheduler_type=settings["lr_scheduler"],
-        logging_steps=settings["logging_steps"],
-        save_strategy="steps",
-        save_steps=settings["save_steps"],
-        save_total_limit=settings["save_total_limit"],
-        bf16=precision == "bf16",
         tf32=settings["tf32"] and torch.cuda.is_available(),
-        activation_checkpointing=settings["gradient_checkpointing"],
-        deepspeed=runtime.deepspeed_config_path(settings["deepspeed"]),
-        report_to=settings["report_to"] or "none",
-        seed=settings["seed"],
-        data_seed=settings["seed"],
         dataloader_num_workers=settings["dataloader_workers"],
-        remove_unused_columns=False,
-        use_cpu=not torch.cuda.is_available(),
-        disable_tqdm=False,
-        save_only_model=False,
     )
 
 
