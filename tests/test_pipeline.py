@@ -126,7 +126,7 @@ def test_changed_grpo_parameter_reruns_grpo_and_downstream_only(demo_run, repo_r
     settings = workdir / "settings" / "grpo.json"
     before, stat = settings.read_text(), settings.stat()
     overlay = tmp_path / "beta.yaml"
-    overlay.write_text("grpo: {beta: 0.04}\n")
+    overlay.write_text("grpo: {beta: 0.1}\n")  # the demo runs with 0.04
     try:
         jobs = planned_jobs(snakemake(repo_root, workdir, "-n", "--configfile", "config.yaml",
                                       "profiles/demo/overrides.yaml", str(overlay)))
@@ -145,6 +145,7 @@ def test_killed_stage_resumes_from_its_checkpoint(demo_run, repo_root):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     command = [sys.executable, "-m", "snakemake", "--profile", "profiles/demo", "--config", f"workdir={workdir}",
                "--forcerun", "pretrain", "--until", "pretrain"]
+    log.unlink()  # the finished run's log already shows progress: wait for this run's
     first = subprocess.Popen(command, cwd=repo_root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     trainer = None
@@ -152,7 +153,7 @@ def test_killed_stage_resumes_from_its_checkpoint(demo_run, repo_root):
         time.sleep(0.5)
         progressed = log.exists() and "| 10/" in log.read_text(errors="replace")
         trainers = [p for p in psutil.Process(first.pid).children(recursive=True)
-                    if p.name().startswith("python") and p.cmdline()[2:4] == ["train", "--settings"]]
+                    if "python" in p.cmdline()[0] and p.cmdline()[2:4] == ["train", "--settings"]]
         if progressed and trainers:
             trainer = trainers[-1]
     assert trainer is not None, "pretrain never got going"
