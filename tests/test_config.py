@@ -64,11 +64,11 @@ def test_settings_files_change_only_when_their_stage_changes(tmp_path):
     config = load_config(["config.yaml", DEMO])
     paths = {p.stem: p for p in write_stage_settings(config, tmp_path)}
     mtimes = {name: p.stat().st_mtime_ns for name, p in paths.items()}
-    config["grpo"]["beta"] = 0.04
+    config["grpo"]["beta"] = 0.1  # the demo runs with 0.04
     write_stage_settings(config, tmp_path)
     changed = {name for name, p in paths.items() if p.stat().st_mtime_ns != mtimes[name]}
     assert changed == {"grpo"}
-    assert json.loads(paths["grpo"].read_text())["beta"] == 0.04
+    assert json.loads(paths["grpo"].read_text())["beta"] == 0.1
     assert set(all_stage_settings(config)) == set(paths)
 
 
