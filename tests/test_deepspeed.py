@@ -25,15 +25,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.parametrize("zero", ["zero2", "zero3"])
-def test_two_process_deepspeed_keeps_groups_and_schedule(zero, repo_root, tmp_path, tiny_model_dir,
+@pytest.mark.parametrize(("zero", "padding_free"), [("zero2", False), ("zero3", True)])
+def test_two_process_deepspeed_keeps_groups_and_schedule(zero, padding_free, repo_root, tmp_path, tiny_model_dir,
                                                          tiny_sft_manifest):
     config = load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"])
     settings = train_settings(config, "sft")
     settings.update(deepspeed=zero, max_steps=STEPS, logging_steps=1, report_to=[], warmup_ratio=0.0,
                     lr_scheduler="cosine", per_device_batch_size=2, global_batch_size=4, max_pixels=56 * 56,
                     learning_rate=RATES["llm"], merger_lr=RATES["merger"], vision_lr=RATES["vision"],
-                    weight_decay=0.1, save_steps=100)
+                    weight_decay=0.1, save_steps=100, padding_free=padding_free)
     settings_file = tmp_path / "sft.json"
     settings_file.write_text(json.dumps(settings))
     out = tmp_path / "model"
@@ -53,8 +53,9 @@ def test_two_process_deepspeed_keeps_groups_and_schedule(zero, repo_root, tmp_pa
         factor = 0.5 * (1 + math.cos(math.pi * entry["step"] / STEPS))
         for family, rate in RATES.items():
             assert entry[f"lr/{family}"] == pytest.approx(rate * factor, rel=1e-6), (family, entry)
+        assert entry["tokens_per_second"] > 0  # summed over both ranks at every log line
     manifest = json.loads((out / "tinyrs_manifest.json").read_text())
-    assert manifest["steps"] == STEPS
+    assert manifest["steps"] == STEPS and manifest["tokens_per_second"] > 0
 
     from transformers import AutoModelForImageTextToText
 

@@ -10,7 +10,8 @@ from PIL import Image
 from tinyrs import chat, runtime
 from tinyrs.model.load import load_model, load_processor
 from tinyrs.sft import optim
-from tinyrs.sft.batching import IGNORE_INDEX, SampleEncoder, assistant_label_mask, collate
+from tinyrs.sft.batching import (IGNORE_INDEX, SampleEncoder, assistant_label_mask, collate, estimated_lengths,
+                                 packed_position_ids)
 
 CHAT = {"system_prompt": "You are a helpful assistant.", "reasoning_system_prompt": "Think first.",
         "reasoning_tag": "reasoning", "answer_tag": "answer"}
@@ -84,6 +85,88 @@ def test_collate_pads_and_keeps_visual_patches_in_order(tiny_model_dir, image_fi
     assert torch.isfinite(model(**{k: v for k, v in batch.items() if k != "tinyrs_skipped"}).loss)
 
 
+PACKED_TOLERANCE = 1e-5  # relative, fp32 SDPA on the CPU; measured differences are ~1e-7
+
+
+def _mixed_samples(tiny_model_dir, image_file):
+    """Samples of different lengths with images of different grids, one text-only and one two-image."""
+    processor = load_processor(tiny_model_dir, min_pixels=3136, max_pixels=112 * 112)
+    encoder = SampleEncoder(processor, CHAT["system_prompt"], max_length=4096)
+    samples = [
+        encoder(record([image_file((112, 112), "a.jpg")], [("<image>\n{CLS} What is this?", "water")])),
+        encoder(record([], [("How many classes are there?", "four, in a longer reply than the others")])),
+        encoder(record([image_file((56, 112), "b.jpg")], [("<image>\nq", "a"), ("and then?", "forest")])),
+        encoder(record([image_file((112, 56), "c.jpg"), image_file((84, 84), "d.jpg")],
+                       [("<image>\n<image>\nSame scene?", "no")])),
+    ]
+    return processor, samples
+
+
+def _model_inputs(batch: dict) -> dict:
+    return {k: v for k, v in batch.items() if not k.startswith("tinyrs_")}
+
+
+def test_packed_positions_are_each_samples_own_mrope_positions(tiny_model_dir, image_file):
+    processor, samples = _mixed_samples(tiny_model_dir, image_file)
+    model = load_model(tiny_model_dir)
+    packed = collate(samples, processor.tokenizer.pad_token_id, padding_free=True)
+    positions = packed_position_ids(model.model, packed["input_ids"], packed["mm_token_type_ids"],
+                                    packed["image_grid_thw"], packed["tinyrs_sample_lengths"])
+    assert positions.shape == (4, 1, sum(packed["tinyrs_sample_lengths"]))
+    start, grids = 0, iter(packed["image_grid_thw"])
+    for sample in samples:
+        n = sample["input_ids"].shape[0]
+        own_grids = [next(grids) for _ in range(int(sample.get("image_grid_thw", torch.empty(0, 3)).shape[0]))]
+        alone, _ = model.model.get_rope_index(sample["input_ids"][None], sample["mm_token_type_ids"][None],
+                                              image_grid_thw=torch.stack(own_grids) if own_grids else None)
+        assert torch.equal(positions[1:, 0, start:start + n], alone[:, 0])
+        assert torch.equal(positions[0, 0, start:start + n], torch.arange(n))
+        start += n
+
+
+def test_packed_and_padded_batches_give_the_same_loss_and_gradients(tiny_model_dir, image_file):
+    """Padding-free training is the padded computation without the padding: equal loss and gradients
+    to PACKED_TOLERANCE. Packing without per-sample positions visibly changes the loss (the check can fail)."""
+    processor, samples = _mixed_samples(tiny_model_dir, image_file)
+    model = load_model(tiny_model_dir, "fp32", "sdpa")
+    padded = collate(samples, processor.tokenizer.pad_token_id)
+    packed = collate(samples, processor.tokenizer.pad_token_id, padding_free=True)
+    assert "attention_mask" not in packed and packed["input_ids"].shape[0] == 1
+    assert packed["input_ids"].shape[1] == padded["attention_mask"].sum() == packed["tinyrs_tokens"]
+
+    def loss_and_grads(inputs):
+        model.zero_grad()
+        loss = model(**inputs).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    padded_loss, padded_grads = loss_and_grads(_model_inputs(padded))
+    positions = packed_position_ids(model.model, packed["input_ids"], packed["mm_token_type_ids"],
+                                    packed["image_grid_thw"], packed["tinyrs_sample_lengths"])
+    packed_loss, packed_grads = loss_and_grads({**_model_inputs(packed), "position_ids": positions,
+                                                "use_cache": False})
+    assert torch.allclose(packed_loss, padded_loss, rtol=PACKED_TOLERANCE, atol=0)
+    assert padded_grads.keys() == packed_grads.keys()
+    for name, grad in padded_grads.items():
+        assert torch.allclose(packed_grads[name], grad, rtol=1e-4, atol=1e-6), name
+
+    naive_loss = model(**_model_inputs(packed)).loss.detach()  # one long sequence: attends across samples
+    assert abs(naive_loss - padded_loss) / padded_loss > 10 * PACKED_TOLERANCE
+
+
+def test_length_estimates_order_records_like_their_token_counts(tiny_sft_manifest):
+    from tinyrs.data.manifest import open_manifest
+
+    manifest = open_manifest(tiny_sft_manifest)
+    chars, images = manifest.text_chars_and_images()
+    for position in (0, len(manifest) // 2, len(manifest) - 1):
+        row = manifest[position]
+        assert chars[position] == sum(len(turn["value"]) for turn in row["conversations"])
+        assert images[position] == len(row["images"])
+    lengths = estimated_lengths(manifest, visual_tokens_per_image=16)
+    assert len(lengths) == len(manifest) and min(lengths) >= 16
+
+
 def test_param_groups_carry_per_module_learning_rates_and_no_decay(tiny_model_dir):
     model = load_model(tiny_model_dir)
     optim.apply_freezing(model, freeze_llm=False, freeze_vision_tower=False, tune_merger=True)
@@ -134,3 +217,53 @@ def test_one_chat_template_for_training_grpo_and_eval(tiny_model_dir):
     assert trained == eval_prompt + answer + "<|im_end|>\n"
     assert grpo_text == eval_prompt
     assert "\n<|im_end|>" not in trained  # the reference's SFT template put a newline before <|im_end|>
+
+
+def test_length_grouped_batches_waste_less_padding_and_replay_per_epoch():
+    import random
+
+    from tinyrs.sft.trainer import length_grouped_sampler
+
+    lengths = [random.Random(n).choice([40, 80, 400, 1200]) + n % 7 for n in range(512)]
+    batch = 8
+
+    def padding_waste(order):
+        batches = [order[i:i + batch] for i in range(0, len(order), batch)]
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+    sampler = length_grouped_sampler(lengths, batch, seed=3)
+    sampler.set_epoch(0)
+    first = list(sampler)
+    assert sorted(first) == list(range(len(lengths)))
+    assert list(sampler) == first  # the same epoch replays the same order: a resumed run sees the same batches
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    shuffled = list(range(len(lengths)))
+    random.Random(0).shuffle(shuffled)
+    assert padding_waste(first) < 0.2 * padding_waste(shuffled)
+
+
+def test_trainer_groups_by_the_manifests_lengths(repo_root, tmp_path, tiny_model_dir, tiny_sft_manifest):
+    from tinyrs.config import load_config, train_settings
+    from tinyrs.data.manifest import open_manifest
+    from tinyrs.sft.trainer import ManifestDataset, make_trainer_class, training_arguments
+
+    settings = train_settings(load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"]),
+                              "sft")
+    settings.update(group_by_length=True, report_to=[])
+    processor = load_processor(tiny_model_dir, settings["min_pixels"], settings["max_pixels"])
+    dataset = ManifestDataset(open_manifest(tiny_sft_manifest), SampleEncoder(processor, None, 4096))
+    trainer = make_trainer_class()(model=load_model(tiny_model_dir), args=training_arguments(settings, tmp_path),
+                                   train_dataset=dataset, data_collator=lambda s: collate(s, 0))
+    sampler = trainer._get_train_sampler()
+    assert type(sampler).__name__ == "EpochSeededLengthGroupedSampler"
+    visual = settings["max_pixels"] // (28 * 28)
+    assert sampler.lengths == dataset.lengths() and min(sampler.lengths) > visual
+
+
+def test_liger_kernels_need_cuda(capsys):
+    from tinyrs.sft.trainer import use_liger
+
+    assert use_liger(False) is False
+    if not torch.cuda.is_available():
+        assert use_liger(True) is False and "liger_kernel needs CUDA" in capsys.readouterr().out

@@ -145,6 +145,20 @@ class Manifest:
         names = np.array(encoded.dictionary.to_pylist(), dtype=object)
         return names[encoded.indices.to_numpy()].tolist()
 
+    def text_chars_and_images(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: characters in all conversation turns, and number of images (columnar, no row decoding)."""
+        import pyarrow.compute as pc
+
+        table = self._open().read(columns=["images", "conversations"], use_threads=False)
+        conversations = table.column("conversations").combine_chunks()
+        values = pc.struct_field(conversations.flatten(), "value")
+        turn_chars = pc.fill_null(pc.utf8_length(values), 0).to_numpy(zero_copy_only=False)
+        cumulative = np.concatenate([[0], np.cumsum(turn_chars, dtype=np.int64)])
+        offsets = conversations.offsets.to_numpy() - conversations.offsets[0].as_py()
+        chars = cumulative[offsets[1:]] - cumulative[offsets[:-1]]
+        images = pc.list_value_length(table.column("images")).to_numpy()
+        return chars, images
+
 
 def open_manifest(path: str | os.PathLike) -> Manifest:
     """Open a manifest and check its columns and metadata (the row data is read on access)."""

@@ -2,7 +2,8 @@
 
 Rows are checked before training starts, so a malformed row is a counted, reported skip here
 rather than a crash inside a GPU job. Open-ended rows (answer type "0") are dropped, and counted,
-only when ``skip_open_ended`` is set.
+only when ``skip_open_ended`` is set. Prompts longer than ``max_prompt_length`` tokens are dropped
+and counted too, never truncated: cutting a multimodal prompt would cut through its image tokens.
 """
 from __future__ import annotations
 
@@ -39,8 +40,40 @@ def with_system_prompt(prompt: list[dict], system: str | None) -> list[dict]:
     return [{"role": "system", "content": [{"type": "text", "text": system}]}, *turns]
 
 
-def load_grpo_dataset(path: str, settings: dict, split: str = "train"):
+def image_tokens(processor, image) -> int:
+    """Visual tokens the processor expands one image to, from its size alone (no pixels resized)."""
+    image_processor = processor.image_processor
+    width, height = image.size
+    return image_processor.get_number_of_image_patches(height, width) // image_processor.merge_size**2
+
+
+def prompt_tokens(processor, prompt: list[dict], image) -> int:
+    """The prompt's length in tokens as the model sees it: rendered by the shared chat template, as
+    TRL renders it, with each image placeholder expanded to the image's visual tokens."""
+    ids = processor.tokenizer(chat.render(processor, prompt, add_generation_prompt=True))["input_ids"]
+    return len(ids) + ids.count(processor.image_token_id) * (image_tokens(processor, image) - 1)
+
+
+def skip_reason(row: dict, settings: dict, processor, system: str | None) -> str | None:
+    """Why a row is left out of training, or None; the costly length check runs last."""
+    problem = row_problem(row)
+    if problem:
+        return problem
+    if not keeps_sample(settings, row["solution"]):
+        return "open_ended_skipped_by_config"
+    prompt = with_system_prompt(row["prompt"], system)
+    try:
+        length = prompt_tokens(processor, prompt, row["image"])
+    except ValueError:  # the processor refuses the image's shape (aspect ratio over 200)
+        return "image_shape_unusable"
+    return "prompt_too_long" if length > settings["max_prompt_length"] else None
+
+
+def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"):
     """Load, check and prepare the training split; returns (dataset, report).
+
+    ``processor`` is the one training uses (its pixel limits set), so prompt lengths are measured
+    exactly as the model will see them.
 
     ``check_ready`` then checks the reward mapping against the kept rows (unmapped answer types,
     an unusable judge) before any model is loaded.
@@ -53,9 +86,7 @@ def load_grpo_dataset(path: str, settings: dict, split: str = "train"):
     keep: list[int] = []
     answer_types: Counter = Counter()
     for index, row in enumerate(dataset):
-        problem = row_problem(row)
-        if problem is None and not keeps_sample(settings, row["solution"]):
-            problem = "open_ended_skipped_by_config"
+        problem = skip_reason(row, settings, processor, system)
         if problem:
             skipped[problem] += 1
             continue

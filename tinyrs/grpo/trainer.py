@@ -48,11 +48,11 @@ def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, chec
 
     started = time.time()
     check_rollout(settings)
-    dataset, data_report = load_grpo_dataset(dataset_path, settings)
-    rewards = make_reward_functions(settings)
-    stopper = runtime.StopOnSignal()
     processor = load_processor(init_model, settings["min_pixels"], settings["max_pixels"])
     processor.tokenizer.padding_side = "left"
+    dataset, data_report = load_grpo_dataset(dataset_path, settings, processor)
+    rewards = make_reward_functions(settings)
+    stopper = runtime.StopOnSignal()
     model = load_model(init_model, settings["precision"], settings["attn_implementation"])
     trainer = runtime.resumable(GRPOTrainer)(
         model=model,

@@ -35,7 +35,15 @@ SPECIAL_TOKENS = [
 # About 2.6 M parameters: big enough to learn the demo world, small enough to train on 2 CPU cores.
 TINY_ARCH = {
     "text_hidden": 192, "text_layers": 4, "text_heads": 4, "text_kv_heads": 2, "text_intermediate": 512,
-    "vision_embed": 96, "vision_depth": 3, "vision_heads": 4, "vocab_size": 2048,
+    "vision_embed": 96, "vision_depth": 3, "vision_heads": 4, "vision_mlp_ratio": 2, "vocab_size": 2048,
+    "max_positions": 4096,
+}
+
+# Qwen2-VL-2B-Instruct's shapes (its config.json), for benchmarks with random weights where the Hub is out of reach.
+QWEN2_VL_2B_ARCH = {
+    "text_hidden": 1536, "text_layers": 28, "text_heads": 12, "text_kv_heads": 2, "text_intermediate": 8960,
+    "vision_embed": 1280, "vision_depth": 32, "vision_heads": 16, "vision_mlp_ratio": 4, "vocab_size": 151936,
+    "max_positions": 32768,
 }
 
 
@@ -108,7 +116,7 @@ def build_config(tokenizer, arch: dict = TINY_ARCH):
         "num_hidden_layers": arch["text_layers"],
         "num_attention_heads": arch["text_heads"],
         "num_key_value_heads": arch["text_kv_heads"],
-        "max_position_embeddings": 4096,
+        "max_position_embeddings": arch["max_positions"],
         "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section},
         "tie_word_embeddings": True,
         "bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
@@ -120,7 +128,7 @@ def build_config(tokenizer, arch: dict = TINY_ARCH):
         "embed_dim": arch["vision_embed"],
         "hidden_size": arch["text_hidden"],  # the merger projects into the LLM's width
         "num_heads": arch["vision_heads"],
-        "mlp_ratio": 2,
+        "mlp_ratio": arch["vision_mlp_ratio"],
         "patch_size": 14,
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,

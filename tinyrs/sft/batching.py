@@ -83,30 +83,101 @@ class SampleEncoder:
         return sample
 
 
-def collate(samples: list[dict | None], pad_id: int) -> dict:
-    """Right-pad a batch; concatenate visual patches in sample order. ``None`` samples were skipped."""
-    import torch
+def collate(samples: list[dict | None], pad_id: int, padding_free: bool = False) -> dict:
+    """Batch the kept samples (``None`` ones were skipped): right-padded rows, or one packed row.
 
+    Visual patches are concatenated in sample order either way. ``tinyrs_tokens`` (real tokens,
+    no padding) travels as a Python int so counting throughput never waits on the GPU.
+    """
     kept = [s for s in samples if s is not None]
     batch: dict = {"tinyrs_skipped": len(samples) - len(kept)}
     if not kept:
         return batch
-    length = max(s["input_ids"].shape[0] for s in kept)
+    batch["tinyrs_tokens"] = sum(s["input_ids"].shape[0] for s in kept)
+    batch.update(pack(kept) if padding_free else pad(kept, pad_id))
+    with_images = [s for s in kept if "pixel_values" in s]
+    if with_images:
+        import torch
 
-    def pad(key: str, value: int):
+        batch["pixel_values"] = torch.cat([s["pixel_values"] for s in with_images])
+        batch["image_grid_thw"] = torch.cat([s["image_grid_thw"] for s in with_images])
+    return batch
+
+
+def pad(kept: list[dict], pad_id: int) -> dict:
+    import torch
+
+    lengths = torch.tensor([s["input_ids"].shape[0] for s in kept])
+    length = int(lengths.max())
+
+    def padded(key: str, value: int):
         out = torch.full((len(kept), length), value, dtype=kept[0][key].dtype)
         for row, sample in enumerate(kept):
             out[row, : sample[key].shape[0]] = sample[key]
         return out
 
-    batch["input_ids"] = pad("input_ids", pad_id)
-    batch["labels"] = pad("labels", IGNORE_INDEX)
-    batch["attention_mask"] = (torch.arange(length)[None, :] < torch.tensor(
-        [s["input_ids"].shape[0] for s in kept])[:, None]).long()
+    batch = {
+        "input_ids": padded("input_ids", pad_id),
+        "labels": padded("labels", IGNORE_INDEX),
+        "attention_mask": (torch.arange(length)[None, :] < lengths[:, None]).long(),
+    }
     if "mm_token_type_ids" in kept[0]:
-        batch["mm_token_type_ids"] = pad("mm_token_type_ids", 0)
-    with_images = [s for s in kept if "pixel_values" in s]
-    if with_images:
-        batch["pixel_values"] = torch.cat([s["pixel_values"] for s in with_images])
-        batch["image_grid_thw"] = torch.cat([s["image_grid_thw"] for s in with_images])
+        batch["mm_token_type_ids"] = padded("mm_token_type_ids", 0)
     return batch
+
+
+def pack(kept: list[dict]) -> dict:
+    """Padding-free: the samples end to end in one row, with ``tinyrs_sample_lengths`` marking the cuts.
+
+    The first label of every sample is ignored so no sample learns to predict the next one's start.
+    The 3-D mRoPE positions need the model's ``get_rope_index``, so the trainer adds them
+    (``packed_position_ids``); attention then stays within each sample (block-causal mask for SDPA
+    and eager, ``cu_seqlens`` for flash-attention 2, both derived from the restarting text positions).
+    """
+    import torch
+
+    labels = []
+    for sample in kept:
+        sample_labels = sample["labels"].clone()
+        sample_labels[0] = IGNORE_INDEX
+        labels.append(sample_labels)
+    batch = {
+        "input_ids": torch.cat([s["input_ids"] for s in kept])[None],
+        "labels": torch.cat(labels)[None],
+        "tinyrs_sample_lengths": [s["input_ids"].shape[0] for s in kept],
+    }
+    if "mm_token_type_ids" in kept[0]:
+        batch["mm_token_type_ids"] = torch.cat([s["mm_token_type_ids"] for s in kept])[None]
+    return batch
+
+
+def packed_position_ids(model, input_ids, mm_token_type_ids, image_grid_thw, sample_lengths: list[int]):
+    """Positions for a packed row, shaped (4, 1, total): text positions restarting at every sample,
+    then the 3-D (temporal, height, width) mRoPE positions each sample would get on its own.
+
+    ``model`` is the Qwen2-VL model (``Qwen2VLModel``, the part holding ``get_rope_index``). The
+    samples are laid out as a padded batch so ``get_rope_index`` walks the images in order.
+    """
+    import torch
+
+    lengths = torch.tensor(sample_lengths, device=input_ids.device)
+    width = int(lengths.max())
+    mask = torch.arange(width, device=input_ids.device)[None, :] < lengths[:, None]
+    rows = torch.zeros(mask.shape, dtype=input_ids.dtype, device=input_ids.device)
+    rows[mask] = input_ids[0]
+    types = torch.zeros_like(rows)
+    if mm_token_type_ids is not None:
+        types[mask] = mm_token_type_ids[0].to(types.dtype)
+    rope, _ = model.get_rope_index(rows, types, image_grid_thw=image_grid_thw, attention_mask=mask.long())
+    spatial = rope[:, mask]
+    text = torch.cat([torch.arange(n, device=input_ids.device) for n in sample_lengths])
+    return torch.cat([text[None], spatial]).unsqueeze(1)
+
+
+def estimated_lengths(manifest, visual_tokens_per_image: int, chars_per_token: float = 4.0) -> list[int]:
+    """Approximate token counts of every manifest row for length-grouped batching, read from the
+    manifest's columns without decoding an image or tokenising (seconds for a million rows)."""
+    import numpy as np
+
+    chars, images = manifest.text_chars_and_images()
+    return (np.ceil(chars / chars_per_token) + images * visual_tokens_per_image).astype(int).tolist()

@@ -1,9 +1,11 @@
 """One trainer for pretrain, SFT and CoT-SFT: a stage is configuration, not code.
 
-Built on ``transformers.Trainer`` (DeepSpeed, checkpoints, logging) with three changes:
-per-module learning-rate groups (``create_optimizer``), skip-counting of over-long samples
-(``compute_loss``), and a signal callback so SLURM's pre-timeout SIGUSR1/SIGTERM saves a
-checkpoint and exits non-zero, letting a retry resume from it.
+Built on ``transformers.Trainer`` (DeepSpeed, checkpoints, logging) with these changes:
+per-module learning-rate groups (``create_optimizer``), skip-counting of over-long samples and
+padding-free batches with their mRoPE positions (``compute_loss``), length-grouped batches from
+manifest columns (``_get_train_sampler``), tokens/s and per-group learning rates in the logs, and a
+signal callback so SLURM's pre-timeout SIGUSR1/SIGTERM saves a checkpoint and exits non-zero,
+letting a retry resume from it.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 from tinyrs import chat, runtime
 from tinyrs.model.load import load_model, load_processor
 from tinyrs.sft import optim
-from tinyrs.sft.batching import SampleEncoder, collate
+from tinyrs.sft.batching import SampleEncoder, collate, estimated_lengths, packed_position_ids
 
 
 def grad_accumulation(settings: dict) -> int:
@@ -39,6 +41,52 @@ class ManifestDataset:
     def __getitem__(self, index: int):
         return self.encoder(self.manifest[index])
 
+    def lengths(self) -> list[int]:
+        """Estimated tokens per record, each image counted at the most visual tokens the pixel limit allows."""
+        image_processor = self.encoder.processor.image_processor
+        pixels_per_token = (image_processor.patch_size * image_processor.merge_size) ** 2
+        return estimated_lengths(self.manifest, image_processor.size["longest_edge"] // pixels_per_token)
+
+
+def length_grouped_sampler(lengths: list[int], group_size: int, seed: int):
+    """transformers' ``LengthGroupedSampler`` reseeded from (seed, epoch): its own generator would
+    draw from the global RNG, so a resumed run would not see the batches the interrupted one did."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+        epoch = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __iter__(self):
+            self.generator.manual_seed(seed + self.epoch)
+            return super().__iter__()
+
+    return EpochSeededLengthGroupedSampler(group_size, lengths=lengths, generator=torch.Generator())
+
+
+class ThroughputMeter:
+    """Real (unpadded) tokens per second between two training log lines, summed over all ranks."""
+
+    def __init__(self):
+        self.tokens = 0
+        self.since: float | None = None  # the clock starts with the first batch, not at model loading
+
+    def add(self, tokens: int) -> None:
+        if self.since is None:
+            self.since = time.perf_counter()
+        self.tokens += tokens
+
+    def take(self, gather) -> float:
+        """Tokens/s since the last call; ``gather`` sums a per-rank count over ranks (a collective)."""
+        now = time.perf_counter()
+        total = gather(self.tokens)
+        rate = total / max(now - (self.since or now), 1e-9)
+        self.tokens, self.since = 0, now
+        return rate
+
 
 def make_trainer_class():
     from transformers import Trainer
@@ -47,6 +95,7 @@ def make_trainer_class():
         """Trainer with per-module LR groups and counted skips of over-long samples."""
 
         skipped_too_long = 0
+        throughput: ThroughputMeter
 
         def create_optimizer(self, model=None):
             if self.optimizer is None:
@@ -59,19 +108,41 @@ def make_trainer_class():
             return self.optimizer
 
         def log(self, logs, *args, **kwargs):
-            """Add each group's learning rate (``lr/vision``, ``lr/merger``, ``lr/llm``) to the training logs:
-            the evidence that the per-module rates and the schedule survived DeepSpeed's initialisation."""
+            """Add each group's learning rate (``lr/vision``, ``lr/merger``, ``lr/llm``) to the training logs
+            (the evidence that the per-module rates and the schedule survived DeepSpeed's initialisation),
+            and ``tokens_per_second``. Training log lines are written on every rank, so gathering is safe."""
             if "loss" in logs and self.optimizer is not None:
                 for group in self.optimizer.param_groups:
                     if "name" in group and not group["name"].endswith("no_decay"):
                         logs[f"lr/{group['name']}"] = group["lr"]
+                logs["tokens_per_second"] = self.throughput.take(self._sum_over_ranks)
             super().log(logs, *args, **kwargs)
+
+        def _sum_over_ranks(self, count: int) -> int:
+            import torch
+
+            if self.args.world_size == 1:
+                return count
+            return int(self.accelerator.reduce(torch.tensor(count, device=self.args.device), "sum").item())
+
+        def _get_train_sampler(self, train_dataset=None):
+            if self.args.train_sampling_strategy != "group_by_length":
+                return super()._get_train_sampler(train_dataset)
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return length_grouped_sampler(dataset.lengths(), group, self.args.seed)
 
         def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
             self.skipped_too_long += int(inputs.pop("tinyrs_skipped", 0))
+            self.throughput.add(int(inputs.pop("tinyrs_tokens", 0)))
             if "input_ids" not in inputs:  # every sample of this batch was too long
                 loss = sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
                 return (loss, None) if return_outputs else loss
+            if "tinyrs_sample_lengths" in inputs:
+                inputs["use_cache"] = False  # with a cache, the block-causal mask is not derived from positions
+                inputs["position_ids"] = packed_position_ids(
+                    self.accelerator.unwrap_model(model).model, inputs["input_ids"], inputs.get("mm_token_type_ids"),
+                    inputs.get("image_grid_thw"), inputs.pop("tinyrs_sample_lengths"))
             return super().compute_loss(model, inputs, return_outputs=return_outputs, **kwargs)
 
     return TinyRSTrainer
@@ -90,7 +161,25 @@ def training_arguments(settings: dict, checkpoint_dir: Path):
         lr_scheduler_type=settings["lr_scheduler"],
         tf32=settings["tf32"] and torch.cuda.is_available(),
         dataloader_num_workers=settings["dataloader_workers"],
+        train_sampling_strategy="group_by_length" if settings["group_by_length"] else "random",
+        use_liger_kernel=use_liger(settings["liger_kernel"]),
     )
+
+
+def use_liger(requested: bool) -> bool:
+    """Liger's Triton kernels need CUDA: off on a CPU (said once), an error on a GPU without the package."""
+    if not requested:
+        return False
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print("tinyrs: liger_kernel needs CUDA; training without it")
+        return False
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise RuntimeError("train liger_kernel is true but the liger-kernel package is not installed in this image")
+    return True
 
 
 def train(settings: dict, init_model: str, manifest_path: str, out_dir: str, checkpoint_dir: str) -> dict:
@@ -111,11 +200,12 @@ def train(settings: dict, init_model: str, manifest_path: str, out_dir: str, che
         model=model,
         args=training_arguments(settings, Path(checkpoint_dir)),
         train_dataset=ManifestDataset(open_manifest(manifest_path), encoder),
-        data_collator=lambda samples: collate(samples, pad_id),
+        data_collator=lambda samples: collate(samples, pad_id, settings["padding_free"]),
         processing_class=processor,
         callbacks=[stopper.callback()],
     )
     trainer.tinyrs_settings = settings
+    trainer.throughput = ThroughputMeter()
     resume = runtime.last_checkpoint(checkpoint_dir, runtime.run_fingerprint(settings, init_model, manifest_path))
     result = trainer.train(resume_from_checkpoint=resume)
     runtime.exit_if_interrupted(stopper, checkpoint_dir)
@@ -123,5 +213,14 @@ def train(settings: dict, init_model: str, manifest_path: str, out_dir: str, che
         trainer, processor, out_dir, settings, started,
         stage=settings["stage"], train_loss=result.training_loss, trainable_parameters=trainable,
         skipped_too_long=trainer.skipped_too_long, resumed_from=resume,
+        tokens_per_second=median_logged(trainer.state.log_history, "tokens_per_second"),
         init_model=str(init_model), data_manifest=str(manifest_path),
     )
+
+
+def median_logged(log_history: list[dict], key: str) -> float | None:
+    """The median of a logged figure over a run (the first log line, which includes start-up, left out)."""
+    import statistics
+
+    values = [entry[key] for entry in log_history if key in entry][1:]
+    return statistics.median(values) if values else None

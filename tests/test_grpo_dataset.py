@@ -1,0 +1,99 @@
+"""The GRPO dataset check: malformed and over-long rows are counted skips; lengths are the processor's own."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tinyrs import chat
+from tinyrs.config import grpo_settings, load_config
+from tinyrs.grpo.dataset import load_grpo_dataset, prompt_tokens, with_system_prompt
+from tinyrs.model.load import load_processor
+
+CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+MIN_PIXELS, MAX_PIXELS = 3136, 224 * 224
+QUESTION = "{CLS} What is the category of this remote sensing image? Answer with one word."
+
+
+def image(width: int, height: int) -> Image.Image:
+    return Image.new("RGB", (width, height), (30, 60, 200))
+
+
+def row(picture: Image.Image | None, solution: list | None = None, question: str = QUESTION) -> dict:
+    """A row as the GRPO DatasetDict holds it (see ``tinyrs.data.demo_world.layouts.write_grpo``)."""
+    return {
+        "prompt": [{"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": question}]}],
+        "image": picture,
+        "solution": ["1", "water", question] if solution is None else solution,
+    }
+
+
+def write_dataset(path: Path, rows: list[dict]) -> str:
+    from datasets import Dataset, DatasetDict, Features, Image as ImageFeature, List, Value
+
+    features = Features({
+        "prompt": List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}),
+        "image": ImageFeature(),
+        "solution": List(Value("string")),
+    })
+    columns = {name: [r[name] for r in rows] for name in features}
+    DatasetDict({"train": Dataset.from_dict(columns, features=features)}).save_to_disk(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_model_dir):
+    return load_processor(tiny_model_dir, MIN_PIXELS, MAX_PIXELS)
+
+
+@pytest.fixture
+def settings():
+    settings = copy.deepcopy(grpo_settings(load_config([CONFIG])))
+    settings.update(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
+    return settings
+
+
+def rendered(settings: dict, prompt: list[dict]) -> list[dict]:
+    return with_system_prompt(prompt, chat.system_prompt(settings["chat"], "reasoning"))
+
+
+@pytest.mark.parametrize("size", [(56, 56), (224, 224), (100, 60), (640, 480)])
+def test_prompt_tokens_equal_the_processors_count(processor, settings, size):
+    picture = image(*size)
+    prompt = rendered(settings, row(picture)["prompt"])
+    text = chat.render(processor, prompt, add_generation_prompt=True)
+    expected = len(processor(text=[text], images=[picture])["input_ids"][0])
+    assert prompt_tokens(processor, prompt, picture) == expected
+
+
+def test_long_prompts_are_skipped_and_counted(tmp_path, processor, settings):
+    small, large = image(56, 56), image(224, 224)
+    short = prompt_tokens(processor, rendered(settings, row(small)["prompt"]), small)
+    long = prompt_tokens(processor, rendered(settings, row(large)["prompt"]), large)
+    assert long > short
+    path = write_dataset(tmp_path / "grpo", [
+        row(small), row(large), row(small, solution=["2", "[[1, 2, 3, 4]]", QUESTION]),
+        row(small, solution=["7", "water", QUESTION]),  # malformed rows still skip with their own reasons
+        row(None),
+        row(image(6000, 28)),  # an aspect ratio over 200, which the processor refuses
+    ])
+    settings["max_prompt_length"] = short  # a limit is inclusive: a prompt of exactly that length is kept
+    dataset, report = load_grpo_dataset(path, settings, processor)
+    assert report["skipped"] == {"prompt_too_long": 1, "unknown_answer_type": 1, "missing_image": 1,
+                                 "image_shape_unusable": 1}
+    assert (report["rows"], report["kept"], report["answer_types"]) == (6, 2, {"1": 1, "2": 1})
+    assert [r["image"].size for r in dataset] == [(56, 56), (56, 56)]
+    assert all(r["prompt"][0]["role"] == "system" for r in dataset)
+
+    settings["max_prompt_length"] = long
+    assert load_grpo_dataset(path, settings, processor)[1]["kept"] == 3
+
+
+def test_a_limit_below_every_row_is_a_clear_error(tmp_path, processor, settings):
+    path = write_dataset(tmp_path / "grpo", [row(image(56, 56)), row(image(224, 224))])
+    settings["max_prompt_length"] = 1
+    with pytest.raises(ValueError, match="no usable GRPO rows") as err:
+        load_grpo_dataset(path, settings, processor)
+    assert path in str(err.value) and "'prompt_too_long': 2" in str(err.value)
