@@ -77,6 +77,12 @@ def test_grpo_reward_rises(demo_run):
     assert curve["last_quarter_mean"] > curve["first_quarter_mean"], curve
 
 
+def test_grpo_keeps_what_cot_learned(demo_run):
+    """A rising reward is not enough: GRPO once raised it by collapsing to short answers (classification 0)."""
+    workdir, _ = demo_run
+    assert classification_accuracy(workdir, "grpo") >= classification_accuracy(workdir, "cot") - 0.1
+
+
 def test_snakemake_report_is_one_html_file_with_the_plots(demo_run, repo_root, tmp_path):
     workdir, _ = demo_run
     html = tmp_path / "report.html"
