@@ -10,6 +10,21 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# Which image's environment this run is in (`make test` runs the suite once per image, see the Makefile). The
+# development venv holds the sft image's pins, so a run without the variable is the sft image's.
+TEST_IMAGE = os.environ.get("TINYRS_TEST_IMAGE", "sft")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Keep a test marked ``images(...)`` only in the environments of the images it names."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("images")
+        (kept if marker is None or TEST_IMAGE in marker.args else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
 TINY_CORPUS = [
     "{CLS} What is the category of this remote sensing image? Answer with one word.",
     "water forest farmland desert residential airport beach snow",

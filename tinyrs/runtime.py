@@ -48,7 +48,12 @@ def deepspeed_config_path(value: str | None) -> str | None:
 
 
 def trainer_arguments(settings: dict, checkpoint_dir: Path) -> dict:
-    """The ``TrainingArguments`` both trainers (SFT family and GRPO) take from their settings alike."""
+    """The ``TrainingArguments`` both trainers (SFT family and GRPO) take from their settings alike.
+
+    Every name must be a field of each image's transformers (5.19 for GRPO, 5.23 for SFT):
+    ``activation_checkpointing`` exists only from 5.23, so the switch goes by ``gradient_checkpointing``,
+    which 5.17-5.23 all accept (REFERENCE.md §11).
+    """
     import torch
 
     from tinyrs.model.load import effective_precision
@@ -59,7 +64,7 @@ def trainer_arguments(settings: dict, checkpoint_dir: Path) -> dict:
         "max_steps": settings["max_steps"],
         "learning_rate": settings["learning_rate"],
         "bf16": effective_precision(settings["precision"]) == "bf16",
-        "activation_checkpointing": settings["gradient_checkpointing"],
+        "gradient_checkpointing": settings["gradient_checkpointing"],
         "deepspeed": deepspeed_config_path(settings["deepspeed"]),
         "logging_steps": settings["logging_steps"],
         "save_strategy": "steps",

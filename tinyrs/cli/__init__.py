@@ -10,7 +10,8 @@ import argparse
 import importlib
 import sys
 
-FAMILIES = ("demo", "data", "model", "train", "grpo", "rewards", "eval", "report", "config", "cluster")
+FAMILIES = ("demo", "data", "model", "train", "grpo", "rewards", "eval", "report", "config", "cluster",
+            "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,14 +39,18 @@ def _task_keys(text: str | None) -> list[str] | None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from tinyrs import preflight
     from tinyrs.config import ConfigError, read_settings
     from tinyrs.eval.runner import Shard, run_eval
+
+    settings = read_settings(args.settings)
+    preflight.require_ready("eval", settings, preflight.input_paths("eval", args))
 
     try:
         shard = Shard.parse(args.shard)
     except ValueError as err:
         raise ConfigError(str(err)) from err
-    run_eval(read_settings(args.settings), args.model, args.data_root, args.out_dir, _task_keys(args.tasks), shard)
+    run_eval(settings, args.model, args.data_root, args.out_dir, _task_keys(args.tasks), shard)
     return 0
 
 

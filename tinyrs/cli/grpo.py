@@ -15,12 +15,15 @@ def register(subparsers) -> None:
 
 
 def _grpo(args: argparse.Namespace) -> int:
+    from tinyrs import preflight
     from tinyrs.config import read_settings
-    from tinyrs.grpo.trainer import train
     from tinyrs.io import model_dir_of
 
-    summary = train(read_settings(args.settings), str(model_dir_of(args.init)), args.dataset, args.out,
-                    args.checkpoints)
+    settings = read_settings(args.settings)
+    preflight.require_ready("grpo", settings, preflight.input_paths("grpo", args))
+    from tinyrs.grpo.trainer import train  # after the checks: imports torch and transformers
+
+    summary = train(settings, str(model_dir_of(args.init)), args.dataset, args.out, args.checkpoints)
     if summary:
         print(f"tinyrs: grpo done: {summary['steps']} steps, reward curve {summary['reward_curve']}")
     return 0

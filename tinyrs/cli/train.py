@@ -15,11 +15,15 @@ def register(subparsers) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from tinyrs import preflight
     from tinyrs.config import read_settings
     from tinyrs.io import model_dir_of
-    from tinyrs.sft.trainer import train
 
-    summary = train(read_settings(args.settings), str(model_dir_of(args.init)), args.data, args.out, args.checkpoints)
+    settings = read_settings(args.settings)
+    preflight.require_ready("train", settings, preflight.input_paths("train", args))
+    from tinyrs.sft.trainer import train  # after the checks: imports torch and transformers
+
+    summary = train(settings, str(model_dir_of(args.init)), args.data, args.out, args.checkpoints)
     if summary:
         print(f"tinyrs: {summary['stage']} done: {summary['steps']} steps, final loss {summary['final_loss']}")
     return 0

@@ -26,50 +26,43 @@ def grpo_config(settings: dict, checkpoint_dir: Path):
         max_completion_length=settings["max_completion_length"],
         use_vllm=settings["rollout"] == "vllm",
         vllm_mode="colocate",
+        vllm_gpu_memory_utilization=settings["vllm_gpu_memory_utilization"],
     )
 
 
-def check_rollout(settings: dict) -> None:
-    """vLLM rollouts need CUDA and the vllm package: refuse before loading anything."""
-    if settings["rollout"] != "vllm":
-        return
-    import importlib.util
-
-    import torch
-
-    if not torch.cuda.is_available() or importlib.util.find_spec("vllm") is None:
-        raise RuntimeError("grpo.rollout is 'vllm' but vLLM or CUDA is unavailable here; set grpo.rollout: hf")
-
-
-def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, checkpoint_dir: str) -> dict:
+def build_trainer(settings: dict, init_model: str, dataset_path: str, checkpoint_dir: str):
+    """TRL's GRPOTrainer as configured, with the dataset's skip report and the stop-on-signal handler."""
     from trl import GRPOTrainer
 
     from tinyrs.grpo.rewards import make_reward_functions
 
-    started = time.time()
-    check_rollout(settings)
     processor = load_processor(init_model, settings["min_pixels"], settings["max_pixels"])
     processor.tokenizer.padding_side = "left"
     dataset, data_report = load_grpo_dataset(dataset_path, settings, processor)
-    rewards = make_reward_functions(settings)
     stopper = runtime.StopOnSignal()
-    model = load_model(init_model, settings["precision"], settings["attn_implementation"])
+    model = load_model(init_model, attn_implementation=settings["attn_implementation"], for_training=True)
     trainer = runtime.resumable(GRPOTrainer)(
         model=model,
-        reward_funcs=rewards,
+        reward_funcs=make_reward_functions(settings),
         args=grpo_config(settings, Path(checkpoint_dir)),
         train_dataset=dataset,
         processing_class=processor,
         callbacks=[stopper.callback()],
     )
+    return trainer, data_report, stopper
+
+
+def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, checkpoint_dir: str) -> dict:
+    started = time.time()
+    trainer, data_report, stopper = build_trainer(settings, init_model, dataset_path, checkpoint_dir)
     resume = runtime.last_checkpoint(checkpoint_dir, runtime.run_fingerprint(settings, init_model, dataset_path))
     result = trainer.train(resume_from_checkpoint=resume)
     runtime.exit_if_interrupted(stopper, checkpoint_dir)
     return runtime.save_outputs(
-        trainer, processor, out_dir, settings, started,
+        trainer, trainer.processing_class, out_dir, settings, started,
         stage="grpo", train_loss=result.training_loss, data=data_report, resumed_from=resume,
         init_model=str(init_model), dataset=str(dataset_path),
-        reward_curve=reward_curve(trainer.state.log_history), rewards=rewards[0].suite.summary(),
+        reward_curve=reward_curve(trainer.state.log_history), rewards=trainer.reward_funcs[0].suite.summary(),
     )
 
 

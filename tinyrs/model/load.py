@@ -57,11 +57,19 @@ def load_processor(model_dir: str | Path, min_pixels: int | None = None, max_pix
     return processor
 
 
-def load_model(model_dir: str | Path, precision: str = "fp32", attn_implementation: str = "sdpa"):
+def load_model(model_dir: str | Path, precision: str = "fp32", attn_implementation: str = "sdpa",
+               for_training: bool = False):
+    """The model in ``precision`` for inference; for training always in fp32, whatever ``precision`` says.
+
+    Training's bf16 is mixed precision: ``TrainingArguments(bf16=True)`` autocasts the compute to bf16
+    over these fp32 master weights (DeepSpeed's bf16 mode keeps its own fp32 copy, also made from
+    them). Weights held in bf16 and updated by AdamW lose small updates to rounding: 10 steps at lr
+    1e-5 changed 15% of them (REFERENCE.md §11).
+    """
     from transformers import AutoModelForImageTextToText
 
     return AutoModelForImageTextToText.from_pretrained(
         model_dir_of(model_dir),
-        dtype=torch_dtype(effective_precision(precision)),
+        dtype=torch_dtype("fp32" if for_training else effective_precision(precision)),
         attn_implementation=resolve_attention(attn_implementation),
     )

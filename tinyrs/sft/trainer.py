@@ -167,18 +167,20 @@ def training_arguments(settings: dict, checkpoint_dir: Path):
 
 
 def use_liger(requested: bool) -> bool:
-    """Liger's Triton kernels need CUDA: off on a CPU (said once), an error on a GPU without the package."""
+    """Liger's Triton kernels need CUDA: off on a CPU (said once); on a GPU, an error without the package or
+    with a transformers it does not work with (``preflight.liger_ready_problems``)."""
     if not requested:
         return False
-    import importlib.util
-
     import torch
+
+    from tinyrs import preflight
 
     if not torch.cuda.is_available():
         print("tinyrs: liger_kernel needs CUDA; training without it")
         return False
-    if importlib.util.find_spec("liger_kernel") is None:
-        raise RuntimeError("train liger_kernel is true but the liger-kernel package is not installed in this image")
+    problems = preflight.liger_ready_problems()
+    if problems:
+        raise preflight.PreflightError(problems)
     return True
 
 
@@ -189,7 +191,7 @@ def train(settings: dict, init_model: str, manifest_path: str, out_dir: str, che
     started = time.time()
     stopper = runtime.StopOnSignal()
     processor = load_processor(init_model, settings["min_pixels"], settings["max_pixels"])
-    model = load_model(init_model, settings["precision"], settings["attn_implementation"])
+    model = load_model(init_model, attn_implementation=settings["attn_implementation"], for_training=True)
     model.config.use_cache = False
     trainable = optim.apply_freezing(model, settings["freeze_llm"], settings["freeze_vision_tower"],
                                      settings["tune_merger"])

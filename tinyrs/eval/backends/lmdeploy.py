@@ -5,6 +5,10 @@ the pipeline gets a chat template that adds nothing (an unregistered ``ChatTempl
 lmdeploy's ``BaseChatTemplate`` with empty role markers), and each image block of the rendered text is
 replaced by lmdeploy's ``IMAGE_TOKEN`` marker, which its Qwen2-VL preprocessor turns back into the same
 block with the image's tokens. Greedy decoding: ``top_k=1``.
+
+What a batch becomes is computed without the engine (``lmdeploy_prompts``, ``chat_template_config``), so
+tests/test_eval_lmdeploy.py can run lmdeploy's own preprocessing on a CPU and compare its token ids with the
+Hugging Face processor's.
 """
 from __future__ import annotations
 
@@ -35,6 +39,26 @@ def image_block(processor) -> str:
     return block
 
 
+def chat_template_config(processor):
+    """lmdeploy's chat template for pre-rendered text: an unregistered name, so ``BaseChatTemplate`` (adds nothing)."""
+    from lmdeploy import ChatTemplateConfig
+
+    return ChatTemplateConfig(model_name=PRERENDERED_TEMPLATE, stop_words=[processor.tokenizer.eos_token])
+
+
+def lmdeploy_prompts(processor, batch: Batch, image_block: str, image_token: str) -> list[tuple[str, list]]:
+    """What ``pipe.infer`` is given for ``batch``: per item, the rendered prompt with each image block replaced by
+    lmdeploy's ``image_token``, and its images."""
+    prompts = []
+    for messages, images in batch:
+        text = render(processor, messages, add_generation_prompt=True)
+        if image_token in text or text.count(image_block) != len(images):
+            raise ValueError(f"the rendered prompt has {text.count(image_block)} image blocks for {len(images)} "
+                             f"images, or already contains lmdeploy's {image_token!r}: {text!r}")
+        prompts.append((text.replace(image_block, image_token), list(images)))
+    return prompts
+
+
 class LMDeployBackend(Backend):
     name = "lmdeploy"
 
@@ -51,18 +75,13 @@ class LMDeployBackend(Backend):
         self.pipe = lmdeploy.pipeline(
             str(model_dir),
             backend_config=lmdeploy.PytorchEngineConfig(dtype=DTYPES[settings["precision"]]),
-            chat_template_config=lmdeploy.ChatTemplateConfig(
-                model_name=PRERENDERED_TEMPLATE, stop_words=[self.processor.tokenizer.eos_token]
-            ),
+            chat_template_config=chat_template_config(self.processor),
         )
         self.gen_config = lmdeploy.GenerationConfig(
             max_new_tokens=settings["max_new_tokens"], top_k=1, skip_special_tokens=True
         )
 
     def generate(self, batch: Batch) -> list[str]:
-        prompts = []
-        for messages, images in batch:
-            text = render(self.processor, messages, add_generation_prompt=True)
-            prompts.append((text.replace(self.image_block, self.image_token), list(images)))
-        responses = self.pipe(prompts, gen_config=self.gen_config)
+        prompts = lmdeploy_prompts(self.processor, batch, self.image_block, self.image_token)
+        responses = self.pipe.infer(prompts, gen_config=self.gen_config)
         return [response.text for response in responses]

