@@ -1,6 +1,6 @@
 # One command each: `make demo` runs the whole pipeline on the demo world; `make test` runs the test suite.
 # Both create .venv and install what they need (torch 2.14.1 + torchvision 0.29.1, then this project pinned
-# by envs/cpu-constraints.txt).
+# by envs/cpu-constraints.txt); `make test` also builds the grpo, eval and eval-lmdeploy images' CPU test venvs.
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -15,18 +15,21 @@ export HF_HUB_OFFLINE := 1
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml envs/cpu-constraints.txt
+$(STAMP): pyproject.toml envs/cpu-constraints.txt envs/sft.yaml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -c envs/cpu-constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c envs/cpu-constraints.txt -e '.[dev]' liger-kernel
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/demo
 	@cat work-demo/report/results.md
 
+# The whole suite in the development venv (= the sft image's pins), then each other image's pins in a CPU venv
+# of its own (built once per content under ~/.cache/tinyrs/envs) running what that image's jobs run.
 test: $(STAMP)
+	$(BIN)/tinyrs images test
 	$(BIN)/python -m pytest -q -ra
 
 # Apptainer images of the GPU stages from envs/*.yaml, digests into containers/images.lock.json (docs/cluster.md)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEMO_SFT_STEPS = 60
+DEMO_SFT_STEPS = 200
 
 
 def build_demo_world(root: Path) -> Path:

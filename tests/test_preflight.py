@@ -272,3 +272,24 @@ def test_eval_run_with_a_missing_model_stops_before_loading_it(demo, tmp_path, m
     code = main(["eval", "run", "--settings", str(settings), "--model", str(tmp_path / "absent-model"),
                  "--data-root", str(tmp_path), "--out-dir", str(tmp_path / "out")])
     assert code == 2 and str(tmp_path / "absent-model") in capsys.readouterr().err
+
+
+def test_a_waived_check_is_said_not_enforced(demo, tmp_path, monkeypatch, capsys):
+    """TINYRS_WAIVE_CHECKS=inputs lets the command go on past a missing input, and says what it waived."""
+    monkeypatch.setitem(sys.modules, "tinyrs.sft.trainer", types.SimpleNamespace(train=lambda *a, **k: {}))
+    settings = tmp_path / "settings.json"
+    settings.write_text(settings_text(train_settings(demo, "sft")))
+    argv = ["train", "--settings", str(settings), "--init", str(tmp_path / "absent"), "--data", str(tmp_path / "x"),
+            "--out", str(tmp_path / "out"), "--checkpoints", str(tmp_path / "ckpt")]
+    monkeypatch.setenv(preflight.WAIVER_VARIABLE, "inputs")
+    assert main(argv) == 0
+    assert f"TINYRS_WAIVE_CHECKS waives inputs: --init {tmp_path / 'absent'}" in capsys.readouterr().err
+    monkeypatch.setenv(preflight.WAIVER_VARIABLE, "cuda")
+    assert main(argv) == 2
+
+
+def test_a_cpu_build_of_vllm_needs_no_cuda(real):
+    settings = {**real["grpo"], "precision": "fp32", "attn_implementation": "sdpa", "rollout": "vllm"}
+    ask = preflight.GpuAsk(8, "resources.jobs.grpo.gpus_per_node")
+    assert preflight.cuda_problems(settings, ask, 0) != []
+    assert preflight.cuda_problems(settings, ask, 0, cpu_builds={"vllm"}) == []

@@ -402,12 +402,6 @@ def stage_checks(command: str, settings: Mapping, paths: Mapping[str, str], host
     return checks
 
 
-def stage_problems(command: str, settings: Mapping, paths: Mapping[str, str], host: Host, ask: GpuAsk,
-                   tested: Mapping[str, list[str]]) -> list[str]:
-    checks = stage_checks(command, settings, paths, host, ask, tested)
-    return [f"{name}: {problem}" for name, problems in checks.items() for problem in problems]
-
-
 def launch_gpu_ask(environ: Mapping[str, str] = os.environ) -> GpuAsk:
     """A stage command's ask: one GPU per process torchrun started on this node (none without torchrun)."""
     return GpuAsk(int(environ.get("LOCAL_WORLD_SIZE", "0")), "LOCAL_WORLD_SIZE (torchrun processes on this node)")
@@ -418,10 +412,26 @@ def input_paths(command: str, args) -> dict[str, str]:
     return {spec.flag: getattr(args, spec.dest) for spec in STAGE_INPUTS[command]}
 
 
+WAIVER_VARIABLE = "TINYRS_WAIVE_CHECKS"
+
+
+def waived_checks(environ: Mapping[str, str] = os.environ) -> set[str]:
+    """Checks an operator waived on purpose (``TINYRS_WAIVE_CHECKS=packages``, comma-separated): e.g. a GPU
+    machine whose preinstalled torch is older than any image's. Said on stderr at every start."""
+    return {name.strip() for name in environ.get(WAIVER_VARIABLE, "").split(",") if name.strip()}
+
+
 def require_ready(command: str, settings: Mapping, paths: Mapping[str, str]) -> None:
     """The stage command's start-up check: raise PreflightError with every problem, before any model loads."""
-    problems = stage_problems(command, settings, paths, probe(needed_packages(command, settings)), launch_gpu_ask(),
-                              tested_versions())
+    import sys
+
+    checks = stage_checks(command, settings, paths, probe(needed_packages(command, settings)), launch_gpu_ask(),
+                          tested_versions())
+    waived = waived_checks() & set(checks)
+    for name in sorted(waived):
+        for problem in checks.pop(name):
+            print(f"tinyrs: {WAIVER_VARIABLE} waives {name}: {problem}", file=sys.stderr, flush=True)
+    problems = [f"{name}: {problem}" for name, found in checks.items() for problem in found]
     if problems:
         raise PreflightError(problems)
 

@@ -1,4 +1,4 @@
-"""Cluster commands: ``tinyrs images render|check|build``, ``tinyrs cluster check-resources``,
+"""Cluster commands: ``tinyrs images render|check|build|test``, ``tinyrs cluster check-resources``,
 ``tinyrs launch [options] -- CMD...`` (see docs/cluster.md)."""
 from __future__ import annotations
 
@@ -32,6 +32,16 @@ def register(subparsers) -> None:
                        help="extra option of 'apptainer build', e.g. --build-arg=--fakeroot (repeatable)")
     build.set_defaults(func=images_build)
 
+    test = images.add_parser("test", help="build each image's CPU test environment (cached) and run its tests there",
+                             description="Each image's pins from envs/<image>.yaml in a CPU virtual environment "
+                                         "(tinyrs/cluster/testenvs.py says what stands in for CUDA-only packages), "
+                                         "then the tests of what that image's jobs run.")
+    test.add_argument("names", nargs="*", type=_tested_image, metavar="IMAGE",
+                      help="images (default: grpo, eval, eval-lmdeploy; the sft image's environment is the dev venv)")
+    test.add_argument("--pytest-arg", action="append", default=[], dest="pytest_args", metavar="ARG",
+                      help="extra pytest argument, e.g. --pytest-arg=-x (repeatable)")
+    test.set_defaults(func=images_test)
+
     cluster = subparsers.add_parser("cluster", help="SLURM requests of the GPU jobs").add_subparsers(
         dest="cluster_command", required=True)
     resources = cluster.add_parser("check-resources", help="refuse requests the partitions can never satisfy")
@@ -51,6 +61,14 @@ def _image_name(text: str) -> str:
 
     if text not in IMAGES:
         raise argparse.ArgumentTypeError(f"unknown image '{text}' (known: {', '.join(IMAGES)})")
+    return text
+
+
+def _tested_image(text: str) -> str:
+    from tinyrs.cluster.testenvs import TESTED_IMAGES
+
+    if text not in TESTED_IMAGES:
+        raise argparse.ArgumentTypeError(f"no separate test environment for '{text}' (those: {', '.join(TESTED_IMAGES)})")
     return text
 
 
@@ -95,6 +113,32 @@ def images_build(args: argparse.Namespace) -> int:
             print(f"tinyrs images build: {err}", file=sys.stderr)
             return 1
         print(f"{name}: {entry['image']} sha256 {entry['sha256']}")
+    return 0
+
+
+def images_test(args: argparse.Namespace) -> int:
+    import time
+
+    from tinyrs.cluster.images import REPO
+    from tinyrs.cluster.testenvs import TESTED_IMAGES, TestEnvError, build, run_tests
+
+    failed = []
+    for name in args.names or TESTED_IMAGES:
+        started = time.monotonic()
+        try:
+            env = build(name)
+        except TestEnvError as err:
+            print(f"tinyrs images test: {err}", file=sys.stderr)
+            return 1
+        built = time.monotonic()
+        code = run_tests(name, env, REPO, tuple(args.pytest_args))
+        print(f"tinyrs images test {name}: environment {built - started:.0f} s, tests {time.monotonic() - built:.0f} s, "
+              f"{'passed' if code == 0 else f'FAILED (pytest exit {code})'}", flush=True)
+        if code:
+            failed.append(name)
+    if failed:
+        print(f"tinyrs images test: failed in {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -144,3 +144,27 @@ def build(image: str, cache: Path = DEFAULT_CACHE, envs_dir: Path = ENVS_DIR) ->
     shutil.move(log_path, target / "build.log")
     (target / ".complete").write_text(json.dumps({"image": image, "left_out": image_plan.left_out}, indent=2) + "\n")
     return target
+
+
+# What each image's environment runs: what that image's jobs do, on the demo world. The sft image's environment
+# is the development venv itself (its pins: envs/cpu-constraints.txt, checked by tests/test_image_envs.py), where
+# the whole suite runs; a test marked ``images(...)`` runs only in the environments it names (tests/conftest.py).
+IMAGE_TESTS = {
+    "grpo": ("test_config.py", "test_trainer_arguments.py", "test_preflight.py", "test_grpo_dataset.py",
+             "test_grpo_train.py", "test_rewards.py", "test_rewards_combine.py", "test_rewards_judge.py",
+             "test_rewards_sbert.py"),
+    "eval": ("test_config.py", "test_preflight.py", "test_eval_tasks.py", "test_eval_scoring.py",
+             "test_eval_runner.py", "test_eval_vllm.py"),
+    "eval-lmdeploy": ("test_config.py", "test_preflight.py", "test_eval_scoring.py", "test_eval_runner.py",
+                      "test_eval_lmdeploy.py"),
+}
+TESTED_IMAGES = tuple(IMAGE_TESTS)
+
+
+def run_tests(image: str, env: Path, repo: Path, pytest_args: tuple[str, ...] = ()) -> int:
+    """pytest over the image's test files in its environment, the project code from the working tree."""
+    environ = {**os.environ, "TINYRS_TEST_IMAGE": image, "PYTHONPATH": str(repo)}
+    files = [str(repo / "tests" / name) for name in IMAGE_TESTS[image]]
+    command = [str(env / "bin" / "python"), "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", *pytest_args,
+               *files]
+    return subprocess.run(command, cwd=repo, env=environ).returncode
