@@ -37,8 +37,9 @@ def _settings(repo_root, precision: str) -> dict:
 
 def _loss(model, batch: dict) -> float:
     """The fp32 loss without autocast: the effect of the training, not of the forward's precision."""
+    model = model.float()
     with torch.no_grad():
-        return float(model.float()(**batch).loss)
+        return float(model(**{key: value.to(model.device) for key, value in batch.items()}).loss)
 
 
 def _batch(model_dir, manifest_path, settings: dict) -> dict:
