@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Which image's environment this run is in (`make test` runs the suite once per image, see the Makefile). The
 # development venv holds the sft image's pins, so a run without the variable is the sft image's.
-TEST_IMAGE = os.environ.get("TINYRS_TEST_IMAGE", "sft")
+TEST_IMAGE = os.environ.get("TINYRS_TESTENV", "sft")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -48,9 +48,9 @@ def test_spython_parses_each_definition(name):
 
 def test_a_pin_changed_in_the_env_only_is_caught(copy_of):
     env, definition = copy_of("sft")
-    env.write_text(env.read_text().replace("transformers==5.23.0", "transformers==5.22.0"))
+    env.write_text(env.read_text().replace("transformers==5.19.0", "transformers==5.22.0"))
     problems = "\n".join(agreement_problems(env, definition))
-    assert "%post (pip) has transformers 5.23.0 but" in problems and "pins 5.22.0" in problems
+    assert "%post (pip) has transformers 5.19.0 but" in problems and "pins 5.22.0" in problems
     assert "org.tinyrs.pip.transformers" in problems
     assert "run `tinyrs images render sft`" in problems
 

@@ -163,7 +163,7 @@ TESTED_IMAGES = tuple(IMAGE_TESTS)
 
 def run_tests(image: str, env: Path, repo: Path, pytest_args: tuple[str, ...] = ()) -> int:
     """pytest over the image's test files in its environment, the project code from the working tree."""
-    environ = {**os.environ, "TINYRS_TEST_IMAGE": image, "PYTHONPATH": str(repo)}
+    environ = {**os.environ, "TINYRS_TESTENV": image, "PYTHONPATH": str(repo)}
     files = [str(repo / "tests" / name) for name in IMAGE_TESTS[image]]
     command = [str(env / "bin" / "python"), "-m", "pytest", "-q", "-ra", "-p", "no:cacheprovider", *pytest_args,
                *files]
