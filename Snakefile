@@ -2,16 +2,17 @@
 # Every rule calls one `tinyrs` subcommand; every stage's output is a file target.
 # Real run: `snakemake --profile profiles/slurm`; demo world: `snakemake --profile profiles/demo`.
 
-from tinyrs.config import validate, write_stage_settings
+from tinyrs.config import all_stage_settings, validate
 
 configfile: "config.yaml"
 validate(config)
 
 WORK = config["workdir"]
 SETTINGS = f"{WORK}/settings"
-write_stage_settings(config, SETTINGS)
+STAGE_SETTINGS = all_stage_settings(config)   # computed here, written by the stage_settings jobs
 
 include: "rules/common.smk"
+include: "rules/settings.smk"    # each stage's settings file, written by a job (parsing writes nothing)
 include: "rules/data.smk"        # demo world | Hub download -> correction -> oversampling -> manifests
 include: "rules/model.smk"       # the base model (Qwen2-VL-2B-Instruct, or the tiny demo model)
 include: "rules/train.smk"       # pretrain, SFT, CoT-SFT: one trainer, three settings files

@@ -128,18 +128,17 @@ def test_forcerun_grpo_reruns_grpo_and_its_eval_only(demo_run, repo_root):
 
 
 def test_changed_grpo_parameter_reruns_grpo_and_downstream_only(demo_run, repo_root, tmp_path):
+    """The plan rewrites GRPO's settings and reruns what follows; the dry run itself writes nothing (a dry run
+    with an overlay once rewrote the settings file a running stage was about to read)."""
     workdir, _ = demo_run
     settings = workdir / "settings" / "grpo.json"
-    before, stat = settings.read_text(), settings.stat()
+    before, mtime = settings.read_text(), settings.stat().st_mtime_ns
     overlay = tmp_path / "beta.yaml"
     overlay.write_text("grpo: {beta: 0.1}\n")  # the demo runs with 0.04
-    try:
-        jobs = planned_jobs(snakemake(repo_root, workdir, "-n", "--configfile", "config.yaml",
-                                      "profiles/demo/overrides.yaml", str(overlay)))
-    finally:
-        settings.write_text(before)
-        os.utime(settings, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert jobs == {"grpo": 1, "eval_stage": 1, "report": 1, "all": 1}
+    jobs = planned_jobs(snakemake(repo_root, workdir, "-n", "--configfile", "config.yaml",
+                                  "profiles/demo/overrides.yaml", str(overlay)))
+    assert jobs == {"stage_settings": 1, "grpo": 1, "eval_stage": 1, "report": 1, "all": 1}
+    assert (settings.read_text(), settings.stat().st_mtime_ns) == (before, mtime)
 
 
 def test_killed_stage_resumes_from_its_checkpoint(demo_run, repo_root):

@@ -30,6 +30,16 @@ def test_dry_run_of_the_real_config_resolves_in_seconds(repo_root, tmp_path):
         assert rule in out, rule
 
 
+def test_parsing_the_workflow_writes_nothing(repo_root, tmp_path):
+    """A dry run (and a second instance the lock refuses) must not change any file: settings files are written by
+    the stage_settings jobs, not while the Snakefile is read."""
+    workdir = tmp_path / "w"
+    result = run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/demo", "--config",
+                  f"workdir={workdir}"], repo_root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stage_settings" in result.stdout and not workdir.exists()
+
+
 def test_bad_config_key_stops_the_workflow_with_the_key_named(repo_root, tmp_path):
     overlay = tmp_path / "typo.yaml"
     overlay.write_text(yaml.safe_dump({"grpo": {"num_generation": 8}}))
