@@ -1,0 +1,133 @@
+"""Regression cases: bad prediction files, config errors under Snakemake, the judge's key and URL.
+
+One test per reported failure, each on the input that showed it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tinyrs.cli import build_parser, main
+from tinyrs.io import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config.yaml"
+
+
+# --- 9. one JSONL reader: bad lines named, counted or fatal; duplicates and empty files are errors -------------
+
+def _prediction(index: int) -> str:
+    correct = index % 4 != 0  # 15 of 20 right, so dropping a line moves the accuracy
+    return json.dumps({"index": index, "pred": "forest" if correct else "beach", "answer": "forest"})
+
+
+def _predictions(tmp_path: Path, lines: list[str], tail: str = "\n") -> Path:
+    path = tmp_path / "cls_aid.jsonl"
+    path.write_text("\n".join(lines) + tail, encoding="utf-8")
+    return path
+
+
+def _score(path: Path, *extra: str) -> int:
+    return main(["eval", "score", "--task", "cls_aid", "--predictions", str(path), "--config", str(CONFIG),
+                 "--output", str(path.with_suffix(".metrics.json")), *extra])
+
+
+def _accuracy(path: Path) -> dict:
+    return json.loads(path.with_suffix(".metrics.json").read_text())
+
+
+TWENTY = [_prediction(i) for i in range(20)]
+
+
+def test_eval_score_truncated_last_line_is_an_error_not_a_silent_drop(tmp_path, capsys):
+    path = _predictions(tmp_path, TWENTY[:19] + [TWENTY[19][:20]], tail="")
+    assert _score(path) == 2
+    assert f"{path}: line 20: not valid JSON" in capsys.readouterr().err
+    assert not path.with_suffix(".metrics.json").exists()
+
+
+def test_eval_score_truncated_last_line_is_a_counted_skip_on_request(tmp_path, capsys):
+    path = _predictions(tmp_path, TWENTY[:19] + [TWENTY[19][:20]], tail="")
+    assert _score(path, "--skip-bad-lines") == 0
+    document = _accuracy(path)
+    assert document["n"] == 19 and document["skipped_bad_lines"] == 1
+    assert f"tinyrs: skipped {path}: line 20" in capsys.readouterr().err
+
+
+def test_eval_score_duplicate_index_is_an_error(tmp_path, capsys):
+    path = _predictions(tmp_path, TWENTY + [TWENTY[3]])
+    assert _score(path) == 2
+    assert f"{path}: line 21: index 3 repeats line 4" in capsys.readouterr().err
+    assert _score(path, "--skip-bad-lines") == 2  # which of the two is right cannot be told: never a skip
+
+
+def test_eval_score_non_json_line_names_file_and_line(tmp_path, capsys):
+    path = _predictions(tmp_path, TWENTY[:5] + ["not json at all"] + TWENTY[5:])
+    assert _score(path) == 2
+    assert f"{path}: line 6: not valid JSON" in capsys.readouterr().err
+
+
+def test_eval_score_json_list_line_names_file_and_line(tmp_path, capsys):
+    path = _predictions(tmp_path, TWENTY[:5] + ['[{"index": 5, "pred": "forest", "answer": "forest"}]'])
+    assert _score(path) == 2
+    assert f"{path}: line 6: expected a JSON object, got list" in capsys.readouterr().err
+
+
+def test_eval_score_invalid_utf8_names_file_and_line(tmp_path, capsys):
+    path = _predictions(tmp_path, TWENTY)
+    path.write_bytes(path.read_bytes().replace(b'"beach"', b'"b\xe9ach"', 1))
+    assert _score(path) == 2
+    assert f"{path}: line 1: not valid UTF-8" in capsys.readouterr().err
+
+
+def test_eval_score_empty_file_is_an_error_naming_the_file(tmp_path, capsys):
+    path = tmp_path / "cls_aid.jsonl"
+    path.write_text("", encoding="utf-8")
+    assert _score(path) == 2
+    assert f"{path}: no predictions" in capsys.readouterr().err
+    assert not path.with_suffix(".metrics.json").exists()
+
+
+def test_resume_drops_only_a_torn_last_line_and_says_so(tmp_path, capsys):
+    from tinyrs.eval.runner import resume_rows
+
+    predictions, run = tmp_path / "t.jsonl", tmp_path / "t.run.json"
+    resume_rows(predictions, run, "abc")
+    predictions.write_text("".join(line + "\n" for line in TWENTY[:3]) + TWENTY[3][:15], encoding="utf-8")
+    assert [row["index"] for row in resume_rows(predictions, run, "abc")] == [0, 1, 2]
+    assert f"{predictions}: line 4" in capsys.readouterr().err
+    assert predictions.read_text(encoding="utf-8") == "".join(line + "\n" for line in TWENTY[:3])
+
+
+def test_resume_refuses_a_finished_bad_last_line(tmp_path):
+    """A last line that ends in a newline was written whole: bad content there is not a killed writer."""
+    from tinyrs.eval.runner import resume_rows
+
+    predictions, run = tmp_path / "t.jsonl", tmp_path / "t.run.json"
+    resume_rows(predictions, run, "abc")
+    predictions.write_text(TWENTY[0] + "\n" + '["not", "a", "row"]\n', encoding="utf-8")
+    with pytest.raises(DataError, match="line 2: expected a JSON object"):
+        resume_rows(predictions, run, "abc")
+
+
+def test_resume_keeps_a_torn_multibyte_tail_out(tmp_path):
+    """A writer killed inside a multi-byte character leaves invalid UTF-8 in the last line: a torn line too."""
+    from tinyrs.eval.runner import resume_rows
+
+    predictions, run = tmp_path / "t.jsonl", tmp_path / "t.run.json"
+    resume_rows(predictions, run, "abc")
+    tail = json.dumps({"index": 1, "pred": "forêt"}, ensure_ascii=False).encode()
+    predictions.write_bytes((TWENTY[0] + "\n").encode() + tail[:tail.index(b"\xc3") + 1])
+    assert [row["index"] for row in resume_rows(predictions, run, "abc")] == [0]
+
+
+def test_rewards_score_invalid_utf8_names_file_and_line(tmp_path):
+    """The reader `eval score` now shares: `rewards score` raised a bare UnicodeDecodeError here."""
+    path = tmp_path / "completions.jsonl"
+    path.write_bytes(b'{"completion": "yes", "answer": "y\xe9s", "answer_type": "1"}\n')
+    args = build_parser().parse_args(["rewards", "score", "--config", str(CONFIG), "--input", str(path),
+                                      "--output", str(tmp_path / "out.jsonl")])
+    with pytest.raises(DataError, match=rf"{path}: line 1: not valid UTF-8"):
+        args.func(args)
