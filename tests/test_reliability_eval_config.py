@@ -5,6 +5,9 @@ One test per reported failure, each on the input that showed it.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -131,3 +134,87 @@ def test_rewards_score_invalid_utf8_names_file_and_line(tmp_path):
                                       "--output", str(tmp_path / "out.jsonl")])
     with pytest.raises(DataError, match=rf"{path}: line 1: not valid UTF-8"):
         args.func(args)
+
+
+# --- 10. config errors name the file and the key, under Snakemake too ----------------------------------------
+
+def _snakemake_dry_run(cwd: Path, *args: str, bin_dirs: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    """``snakemake -n`` of this repository's workflow, with ``cwd`` as its working directory."""
+    path = os.pathsep.join([*map(str, bin_dirs), str(Path(sys.executable).parent), os.environ["PATH"]])
+    env = dict(os.environ, PATH=path, PYTHONPATH=str(ROOT))  # this worktree's tinyrs, whatever the cwd
+    return subprocess.run(["timeout", "-k", "10", "120", sys.executable, "-m", "snakemake", "-n", "--cores", "1",
+                           "-s", str(ROOT / "Snakefile"), *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def _overlay(tmp_path: Path, text: str, name: str = "site.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_snakemake_unknown_key_in_overlay_names_the_overlay_not_config(tmp_path):
+    overlay = _overlay(tmp_path, "grpo: {num_generation: 8}\n")
+    result = _snakemake_dry_run(ROOT, "--configfile", str(CONFIG), str(overlay), "--config", f"workdir={tmp_path}/w")
+    assert result.returncode == 2
+    assert f"{overlay}: unknown key 'grpo.num_generation'" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr and 'File "' not in result.stderr
+
+
+def test_snakemake_yaml_syntax_error_in_config_yaml_names_the_file(tmp_path):
+    _overlay(tmp_path, "grpo: {beta: [1,\n", name="config.yaml")
+    result = _snakemake_dry_run(tmp_path)
+    assert result.returncode == 2
+    assert "tinyrs: config.yaml: not valid YAML" in result.stderr
+    assert "not valid JSON or YAML" not in result.stdout + result.stderr
+
+
+def test_snakemake_top_level_list_in_config_yaml_names_the_file(tmp_path):
+    _overlay(tmp_path, "- workdir\n- work\n", name="config.yaml")
+    result = _snakemake_dry_run(tmp_path)
+    assert result.returncode == 2
+    assert "tinyrs: config.yaml: the top level must be a mapping, got list" in result.stderr
+
+
+def test_snakemake_missing_config_yaml_with_an_overlay_names_the_file(tmp_path):
+    """Snakemake skips a missing ``configfile:`` silently when --configfile is given; config.yaml is the recipe."""
+    overlay = _overlay(tmp_path, "workdir: w\n")
+    result = _snakemake_dry_run(tmp_path, "--configfile", str(overlay))
+    assert result.returncode == 2
+    assert "tinyrs: config file config.yaml does not exist" in result.stderr
+
+
+def test_overlay_yaml_errors_are_named_by_config_check(tmp_path, capsys):
+    """--configfile overlays are parsed by Snakemake's command line before the Snakefile runs (its message has no
+    file name); ``tinyrs config check`` is the check that names them."""
+    for text, message in [("grpo: {beta: [1,\n", "not valid YAML"), ("- a\n", "the top level must be a mapping")]:
+        overlay = _overlay(tmp_path, text)
+        assert main(["config", "check", "--config", str(CONFIG), "--config", str(overlay)]) == 2
+        assert f"{overlay}: {message}" in capsys.readouterr().err
+
+
+def test_snakemake_global_batch_not_divisible_by_per_device_batch_is_a_config_error(tmp_path):
+    overlay = _overlay(tmp_path, "train_defaults: {global_batch_size: 100}\n")
+    result = _snakemake_dry_run(ROOT, "--configfile", str(CONFIG), str(overlay), "--config", f"workdir={tmp_path}/w")
+    assert result.returncode == 2
+    assert (f"{overlay}: key 'train_defaults.global_batch_size': 100 is not a multiple of per_device_batch_size 16 "
+            f"x world size 1 of stage 'sft'") in result.stderr
+
+
+def test_snakemake_global_batch_is_checked_against_the_jobs_world_size(tmp_path):
+    """In containers (profiles/slurm) the sft job runs on 1 node x 4 GPUs: 96 = 16 x 6 is no multiple of 16 x 4."""
+    overlay = _overlay(tmp_path, "train_defaults: {global_batch_size: 96}\n")
+    args = ["--configfile", str(CONFIG), str(overlay), "--config", f"workdir={tmp_path}/w"]
+    assert _snakemake_dry_run(ROOT, *args).returncode == 0  # the demo and local runs: one process
+    result = _snakemake_dry_run(ROOT, "--sdm", "apptainer", *args, bin_dirs=(ROOT / "tests" / "slurm" / "bin",))
+    assert result.returncode == 2
+    assert ("key 'train_defaults.global_batch_size': 96 is not a multiple of per_device_batch_size 16 x world size 4 "
+            "of stage 'sft' (GPUs per node x nodes of resources.jobs.sft)") in result.stderr
+
+
+def test_stage_world_sizes_follow_the_jobs_only_in_containers():
+    from tinyrs.config import load_config, stage_world_sizes
+
+    config = load_config([CONFIG])
+    config["resources"]["jobs"]["cot"].update(nodes=2, gpus_per_node=8)
+    assert stage_world_sizes(config, distributed=True) == {"pretrain": 4, "sft": 4, "cot": 16}
+    assert stage_world_sizes(config, distributed=False) == {"pretrain": 1, "sft": 1, "cot": 1}
