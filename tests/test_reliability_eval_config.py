@@ -218,3 +218,74 @@ def test_stage_world_sizes_follow_the_jobs_only_in_containers():
     config["resources"]["jobs"]["cot"].update(nodes=2, gpus_per_node=8)
     assert stage_world_sizes(config, distributed=True) == {"pretrain": 4, "sft": 4, "cot": 16}
     assert stage_world_sizes(config, distributed=False) == {"pretrain": 1, "sft": 1, "cot": 1}
+
+
+# --- 11. the judge's key goes only over https (or loopback) and only from an *_API_KEY variable --------------
+
+JUDGE = {"base_url": None, "model": "judge-model", "api_key_env": "OPENAI_API_KEY", "timeout_s": 5, "max_retries": 0,
+         "concurrency": 1, "fallback": "zero", "allow_insecure_http": False, "allowed_key_envs": []}
+SECRET = "sk-reliability-3f9a-never-shown"
+
+
+def _judge(**changes):
+    from tinyrs.grpo.rewards.judge import Judge
+
+    return Judge({**JUDGE, **changes}, backoff_s=0.01)
+
+
+def test_judge_refuses_plain_http_to_a_remote_host(monkeypatch):
+    from tinyrs.config import ConfigError
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with pytest.raises(ConfigError, match=r"grpo\.judge\.base_url: 'http://judge\.example\.org:8000/v1'.*"
+                                          r"grpo\.judge\.allow_insecure_http") as err:
+        _judge(base_url="http://judge.example.org:8000/v1")
+    assert SECRET not in str(err.value)
+
+
+def test_judge_allows_plain_http_to_a_remote_host_with_the_flag():
+    _judge(base_url="http://judge.example.org:8000/v1", allow_insecure_http=True)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://localhost:8000/v1", "http://[::1]:8000/v1",
+                                 "https://judge.example.org/v1"])
+def test_judge_allows_https_and_loopback_http_without_the_flag(url):
+    _judge(base_url=url)
+
+
+@pytest.mark.parametrize("url", ["ftp://judge.example.org/v1", "judge.example.org/v1", "https:///v1"])
+def test_judge_refuses_a_base_url_that_is_not_http(url):
+    from tinyrs.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"grpo\.judge\.base_url: .* is not an http:// or https:// URL"):
+        _judge(base_url=url)
+
+
+def test_judge_refuses_a_key_variable_that_is_not_an_api_key(monkeypatch):
+    from tinyrs.config import ConfigError
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    with pytest.raises(ConfigError, match=r"grpo\.judge\.api_key_env: 'AWS_SECRET_ACCESS_KEY'.*allowed_key_envs"):
+        _judge(api_key_env="AWS_SECRET_ACCESS_KEY")
+    _judge(api_key_env="AWS_SECRET_ACCESS_KEY", allowed_key_envs=["AWS_SECRET_ACCESS_KEY"])
+
+
+def test_config_check_names_the_file_of_an_insecure_judge(tmp_path, capsys):
+    overlay = _overlay(tmp_path, "grpo: {judge: {base_url: 'http://10.0.0.7:8000/v1', api_key_env: HF_TOKEN}}\n")
+    assert main(["config", "check", "--config", str(CONFIG), "--config", str(overlay)]) == 2
+    err = capsys.readouterr().err
+    assert f"{overlay}: key 'grpo.judge.base_url': 'http://10.0.0.7:8000/v1'" in err
+    assert f"{overlay}: key 'grpo.judge.api_key_env': 'HF_TOKEN'" in err
+
+
+def test_check_ready_refuses_an_insecure_judge_before_training(monkeypatch):
+    """Settings files are written from a validated config, but a hand-edited one is checked again at start-up."""
+    from tinyrs.config import ConfigError, grpo_settings, load_config
+    from tinyrs.grpo.rewards import check_ready
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    settings = grpo_settings(load_config([CONFIG]))
+    settings["judge"]["base_url"] = "http://judge.example.org/v1"
+    with pytest.raises(ConfigError, match=r"grpo\.judge\.base_url") as err:
+        check_ready(settings, [["0", "ships leave", "q", ""]])
+    assert SECRET not in str(err.value)

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ipaddress
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
 
 import yaml
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 TRAIN_STAGES = ("pretrain", "sft", "cot")
 MODEL_STAGES = ("base", *TRAIN_STAGES, "grpo")
+API_KEY_SUFFIX = "_API_KEY"  # grpo.judge.api_key_env must end so, or be listed in grpo.judge.allowed_key_envs
 
 
 class ConfigError(ValueError):
@@ -118,11 +121,54 @@ def _semantic_problems(config: dict, distributed: bool) -> list[tuple[list, str]
     grpo_init = config["grpo"]["init"]
     if grpo_init not in MODEL_STAGES[:-1]:
         problems.append((["grpo", "init"], f"'{grpo_init}' must be one of {list(MODEL_STAGES[:-1])}"))
+    problems.extend((["grpo", "judge", key], message) for key, message in judge_problems(config["grpo"]["judge"]))
     styles = config["eval"]["prompt_style"]
     for stage in config["eval"]["stages"]:
         if stage not in styles:
             problems.append((["eval", "prompt_style"], f"no prompt style for evaluated stage '{stage}'"))
     return problems
+
+
+def judge_problems(judge: dict) -> list[tuple[str, str]]:
+    """Where the LLM judge would send its key, checked: ``(key of grpo.judge, problem)`` pairs.
+
+    The key (the value of the variable named by ``api_key_env``) goes as a Bearer header to ``base_url``.
+    So ``base_url`` must be https, or plain http to a loopback host (the request never leaves the machine),
+    or plain http anywhere with ``allow_insecure_http: true``; and ``api_key_env`` must name an ``*_API_KEY``
+    variable or one listed in ``allowed_key_envs``, so that a config cannot send another service's token.
+    """
+    problems = []
+    url = judge["base_url"]
+    if url is not None:
+        scheme, host = _scheme_and_host(url)
+        if scheme not in ("http", "https") or not host:
+            problems.append(("base_url", f"'{url}' is not an http:// or https:// URL"))
+        elif scheme == "http" and not _is_loopback(host) and not judge["allow_insecure_http"]:
+            problems.append(("base_url", f"'{url}' would send the judge's requests and its key unencrypted; use "
+                                         f"https://, or set grpo.judge.allow_insecure_http: true (plain http to "
+                                         f"localhost needs no flag)"))
+    name = judge["api_key_env"]
+    if not name.endswith(API_KEY_SUFFIX) and name not in judge["allowed_key_envs"]:
+        problems.append(("api_key_env", f"'{name}' is not an *{API_KEY_SUFFIX} variable; the judge sends its value "
+                                        f"to grpo.judge.base_url: list it in grpo.judge.allowed_key_envs to allow that"))
+    return problems
+
+
+def _scheme_and_host(url: str) -> tuple[str, str | None]:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme, parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return "", None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _batch_problems(config: dict, stage: str, distributed: bool) -> list[tuple[list, str]]:
