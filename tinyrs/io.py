@@ -78,7 +78,6 @@ class JsonlContents:
 
     records: list = field(default_factory=list)
     skipped_bad_lines: int = 0
-    torn_tail_dropped: bool = False
     ends_unterminated: bool = False   # the last line has no newline (a writer that appends must add one first)
 
 
@@ -130,7 +129,6 @@ def scan_jsonl(
                 record = _parse_line(raw, where)
             except DataError as err:
                 if drop_torn_tail and unterminated:
-                    contents.torn_tail_dropped = True
                     _say(f"dropped the unfinished last line (its writer was stopped): {err}")
                     continue
                 _bad_line(err, skip_bad_lines, contents)
