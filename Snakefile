@@ -2,10 +2,19 @@
 # Every rule calls one `tinyrs` subcommand; every stage's output is a file target.
 # Real run: `snakemake --profile profiles/slurm`; demo world: `snakemake --profile profiles/demo`.
 
-from tinyrs.config import all_stage_settings, validate
+from snakemake.settings.types import DeploymentMethod
+from tinyrs.config import all_stage_settings, exit_on_config_error, validate, workflow_layers
 
+# Config errors name the file and the key: our code reads config.yaml first (a YAML error names it), and knows
+# the layers Snakemake merged into `config` (config.yaml, each --configfile, the --config values).
+# Overlays given with --configfile are parsed by Snakemake before this file runs: `tinyrs config check` names
+# the file of a YAML error there.
+with exit_on_config_error():
+    CONFIG_LAYERS = workflow_layers("config.yaml", workflow.overwrite_configfiles, workflow.config_settings.config)
 configfile: "config.yaml"
-validate(config)
+with exit_on_config_error():
+    # training stages run as GPUs x nodes processes only in their containers (rules/common.smk), else as one
+    validate(config, CONFIG_LAYERS, DeploymentMethod.APPTAINER in workflow.deployment_settings.deployment_method)
 
 WORK = config["workdir"]
 SETTINGS = f"{WORK}/settings"

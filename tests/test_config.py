@@ -52,7 +52,8 @@ def test_stage_references_are_checked(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(["config.yaml", overlay])
     message = str(err.value)
-    assert "stages.sft.data: 'nope'" in message and "stages.sft.init: 'cot'" in message
+    assert f"{overlay}: key 'stages.sft.data': 'nope'" in message
+    assert f"{overlay}: key 'stages.sft.init': 'cot'" in message
 
 
 def test_missing_config_file_is_clear(tmp_path):

@@ -206,7 +206,7 @@ def test_resume_refuses_a_broken_line_that_is_not_the_last(tmp_path):
     predictions, run = tmp_path / "t.jsonl", tmp_path / "t.run.json"
     assert resume_rows(predictions, run, "abc") == [] and read_json(run) == {"fingerprint": "abc"}
     predictions.write_text('{"index": 0}\n{"ind\n{"index": 2}\n')
-    with pytest.raises(DataError, match="line 2 is not valid JSON"):
+    with pytest.raises(DataError, match="t.jsonl: line 2: not valid JSON"):
         resume_rows(predictions, run, "abc")
 
 

@@ -19,7 +19,7 @@ from tinyrs.io import DataError, read_jsonl
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config.yaml"
 DATA = ROOT / "tests" / "data" / "rewards_completions.jsonl"
-KEY_ENV = "TINYRS_TEST_CLI_JUDGE_KEY"
+KEY_ENV = "TINYRS_TEST_CLI_JUDGE_API_KEY"
 
 
 def run_score(*argv: str) -> int:

@@ -10,7 +10,7 @@ from tinyrs.grpo.rewards import RewardSuite, check_ready, keeps_sample, make_rew
 from tinyrs.io import DataError
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
-KEY_ENV = "TINYRS_TEST_COMBINE_KEY"
+KEY_ENV = "TINYRS_TEST_COMBINE_API_KEY"
 _BASE_SETTINGS = grpo_settings(load_config([CONFIG]))
 
 

@@ -13,9 +13,9 @@ from tinyrs.config import ConfigError
 from tinyrs.grpo.rewards.inputs import Completion, Sample
 from tinyrs.grpo.rewards.judge import DEFAULT_PROMPT, Judge, judge_unusable_reason, parse_judge_score
 
-KEY_ENV = "TINYRS_TEST_JUDGE_KEY"
+KEY_ENV = "TINYRS_TEST_JUDGE_API_KEY"
 BASE = {"base_url": None, "model": "judge-model", "api_key_env": KEY_ENV, "timeout_s": 5, "max_retries": 2,
-        "concurrency": 4, "fallback": "zero"}
+        "concurrency": 4, "fallback": "zero", "allow_insecure_http": False, "allowed_key_envs": []}
 
 
 def answered(*answers):

@@ -75,8 +75,9 @@ def test_sbert_stays_in_range(encoder, predictions):
 
 
 def test_judge_falls_back_to_sbert_when_the_server_fails(encoder):
-    settings_ = {"base_url": None, "model": "judge-model", "api_key_env": "TINYRS_TEST_UNSET_KEY", "timeout_s": 5,
-                 "max_retries": 1, "concurrency": 2, "fallback": "sbert"}
+    settings_ = {"base_url": None, "model": "judge-model", "api_key_env": "TINYRS_TEST_UNSET_API_KEY", "timeout_s": 5,
+                 "max_retries": 1, "concurrency": 2, "fallback": "sbert", "allow_insecure_http": False,
+                 "allowed_key_envs": []}
     with JudgeServer(lambda body, call: Reply(status=500)) as server:
         judge = Judge({**settings_, "base_url": server.base_url}, backoff_s=0.01)
         rewards = judge([Completion("", "ships in a port", True)], [Sample("0", "a harbor with ships", "What?", None)])

@@ -6,17 +6,22 @@ problem is reported with the dotted key and the file it came from.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import ipaddress
 import json
 import os
+import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+from urllib.parse import urlsplit
 
 import yaml
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 TRAIN_STAGES = ("pretrain", "sft", "cot")
 MODEL_STAGES = ("base", *TRAIN_STAGES, "grpo")
+API_KEY_SUFFIX = "_API_KEY"  # grpo.judge.api_key_env must end so, or be listed in grpo.judge.allowed_key_envs
 
 
 class ConfigError(ValueError):
@@ -68,8 +73,12 @@ def _schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def validate(config: dict, layers: list[tuple[str, dict]] | None = None) -> None:
-    """Raise ConfigError listing every schema violation with its dotted key."""
+def validate(config: dict, layers: list[tuple[str, dict]] | None = None, distributed: bool = False) -> None:
+    """Raise ConfigError listing every problem with the file that set the key and its dotted name.
+
+    ``layers`` are the (file name, content) pairs merged into ``config``, in order. ``distributed``: whether the
+    training stages run as GPUs x nodes processes (``stage_world_sizes``) or as one process each.
+    """
     import jsonschema
 
     layers = layers or [("config", config)]
@@ -83,32 +92,138 @@ def validate(config: dict, layers: list[tuple[str, dict]] | None = None) -> None
                 dotted = ".".join(map(str, path + [key]))
                 problems.append(f"{_key_origin(path + [key], layers)}: unknown key '{dotted}'")
             continue
-        dotted = ".".join(map(str, path)) or "<top level>"
-        problems.append(f"{_key_origin(path, layers)}: key '{dotted}': {error.message}")
-    problems.extend(_semantic_problems(config))
+        problems.append(_problem(path, error.message, layers))
+    if not problems:  # the checks below read the keys the schema requires
+        problems = [_problem(path, message, layers)
+                    for path, message in _semantic_problems(config, distributed)]
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
-def _semantic_problems(config: dict) -> list[str]:
-    """Checks a schema cannot express: references between sections."""
+def _problem(path: list, message: str, layers: list[tuple[str, dict]]) -> str:
+    dotted = ".".join(map(str, path)) or "<top level>"
+    return f"{_key_origin(path, layers)}: key '{dotted}': {message}"
+
+
+def _semantic_problems(config: dict, distributed: bool) -> list[tuple[list, str]]:
+    """Checks a schema cannot express: references between sections, batch sizes against the world size."""
     problems = []
-    lists = config.get("data", {}).get("lists", {})
+    lists = config["data"]["lists"]
     for stage in TRAIN_STAGES:
-        settings = config.get("stages", {}).get(stage, {})
+        settings = config["stages"][stage]
         if settings.get("data") not in lists:
-            problems.append(f"stages.{stage}.data: '{settings.get('data')}' is not a key of data.lists")
+            problems.append((["stages", stage, "data"], f"'{settings.get('data')}' is not a key of data.lists"))
         allowed_inits = MODEL_STAGES[: MODEL_STAGES.index(stage)]
         if settings.get("init") not in allowed_inits:
-            problems.append(f"stages.{stage}.init: '{settings.get('init')}' must be one of {list(allowed_inits)}")
-    grpo_init = config.get("grpo", {}).get("init")
+            problems.append((["stages", stage, "init"],
+                             f"'{settings.get('init')}' must be one of {list(allowed_inits)}"))
+        problems.extend(_batch_problems(config, stage, distributed))
+    grpo_init = config["grpo"]["init"]
     if grpo_init not in MODEL_STAGES[:-1]:
-        problems.append(f"grpo.init: '{grpo_init}' must be one of {list(MODEL_STAGES[:-1])}")
-    styles = config.get("eval", {}).get("prompt_style", {})
-    for stage in config.get("eval", {}).get("stages", []):
+        problems.append((["grpo", "init"], f"'{grpo_init}' must be one of {list(MODEL_STAGES[:-1])}"))
+    problems.extend((["grpo", "judge", key], message) for key, message in judge_problems(config["grpo"]["judge"]))
+    styles = config["eval"]["prompt_style"]
+    for stage in config["eval"]["stages"]:
         if stage not in styles:
-            problems.append(f"eval.prompt_style: no prompt style for evaluated stage '{stage}'")
+            problems.append((["eval", "prompt_style"], f"no prompt style for evaluated stage '{stage}'"))
     return problems
+
+
+def judge_problems(judge: dict) -> list[tuple[str, str]]:
+    """Where the LLM judge would send its key, checked: ``(key of grpo.judge, problem)`` pairs.
+
+    The key (the value of the variable named by ``api_key_env``) goes as a Bearer header to ``base_url``.
+    So ``base_url`` must be https, or plain http to a loopback host (the request never leaves the machine),
+    or plain http anywhere with ``allow_insecure_http: true``; and ``api_key_env`` must name an ``*_API_KEY``
+    variable or one listed in ``allowed_key_envs``, so that a config cannot send another service's token.
+    """
+    problems = []
+    url = judge["base_url"]
+    if url is not None:
+        scheme, host = _scheme_and_host(url)
+        if scheme not in ("http", "https") or not host:
+            problems.append(("base_url", f"'{url}' is not an http:// or https:// URL"))
+        elif scheme == "http" and not _is_loopback(host) and not judge["allow_insecure_http"]:
+            problems.append(("base_url", f"'{url}' would send the judge's requests and its key unencrypted; use "
+                                         f"https://, or set grpo.judge.allow_insecure_http: true (plain http to "
+                                         f"localhost needs no flag)"))
+    name = judge["api_key_env"]
+    if not name.endswith(API_KEY_SUFFIX) and name not in judge["allowed_key_envs"]:
+        problems.append(("api_key_env", f"'{name}' is not an *{API_KEY_SUFFIX} variable; the judge sends its value "
+                                        f"to grpo.judge.base_url: list it in grpo.judge.allowed_key_envs to allow that"))
+    return problems
+
+
+def _scheme_and_host(url: str) -> tuple[str, str | None]:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme, parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return "", None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _batch_problems(config: dict, stage: str, distributed: bool) -> list[tuple[list, str]]:
+    """The trainer's gradient accumulation is global / (per-device x world size): it must be a whole number."""
+    world_size = stage_world_sizes(config, distributed)[stage]
+    settings = deep_merge(config["train_defaults"], config["stages"][stage])
+    global_batch, per_device = settings["global_batch_size"], settings["per_device_batch_size"]
+    if global_batch % (per_device * world_size) == 0:
+        return []
+    section = ["stages", stage] if "global_batch_size" in config["stages"][stage] else ["train_defaults"]
+    return [(section + ["global_batch_size"],
+             f"{global_batch} is not a multiple of per_device_batch_size {per_device} x world size {world_size} of "
+             f"stage '{stage}' ({_world_size_source(stage, distributed)})")]
+
+
+def _world_size_source(stage: str, distributed: bool) -> str:
+    if distributed:
+        return f"GPUs per node x nodes of resources.jobs.{stage}"
+    return "one process: stages run without containers"
+
+
+def stage_world_sizes(config: dict, distributed: bool) -> dict[str, int]:
+    """How many processes each training stage runs as.
+
+    Distributed (the stages run in their containers, profiles/slurm): GPUs per node x nodes of the stage's
+    job in ``resources.jobs``. Otherwise (the demo and local runs) every stage is one plain process.
+    """
+    jobs = config.get("resources", {}).get("jobs", {}) if distributed else {}
+    return {stage: max(1, jobs[stage]["gpus_per_node"] * jobs[stage]["nodes"]) if stage in jobs else 1
+            for stage in TRAIN_STAGES}
+
+
+def workflow_layers(config_file: str | os.PathLike, overlay_files: Iterable[str | os.PathLike],
+                    cli_values: dict) -> list[tuple[str, dict]]:
+    """The layers Snakemake merges into ``config``, by name, so that errors name the file that set a key.
+
+    Snakemake reads the Snakefile's ``configfile:`` (``config_file``), then each ``--configfile``
+    (``overlay_files``) and the ``--config`` values, and hands the workflow only the merged result. Call this
+    before the ``configfile:`` directive: a YAML error in ``config_file`` is then a ConfigError naming it.
+    """
+    layers = [(str(path), read_yaml(path)) for path in (config_file, *overlay_files)]
+    if cli_values:
+        layers.append(("--config", dict(cli_values)))
+    return layers
+
+
+@contextlib.contextmanager
+def exit_on_config_error() -> Iterator[None]:
+    """For the Snakefile: a ConfigError ends the run with its message and exit status 2, as ``tinyrs`` does,
+    instead of Snakemake's report with a traceback into our code."""
+    try:
+        yield
+    except ConfigError as err:
+        print(f"tinyrs: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def load_config(paths: Iterable[str | os.PathLike], overrides: dict | None = None) -> dict:

@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     source.add_argument("--settings", help="eval settings JSON (tasks and chat tags)")
     source.add_argument("--config", action="append", help="config YAML (repeat for overlays, later wins)")
     score.add_argument("--output", help="write the metrics JSON here (default: print it)")
+    score.add_argument("--skip-bad-lines", action="store_true", help="count and report bad lines instead of failing")
     score.set_defaults(func=score_command)
 
     merge = commands.add_parser("merge", help="combine finished shards into <task>.jsonl and <task>.metrics.json")
@@ -58,7 +59,7 @@ def score_command(args: argparse.Namespace) -> int:
     from tinyrs.config import load_config, read_settings
     from tinyrs.eval.runner import score_predictions
     from tinyrs.eval.tasks import select_tasks, task_registry
-    from tinyrs.io import read_jsonl, write_json
+    from tinyrs.io import write_json
 
     if args.settings:
         settings = read_settings(args.settings)
@@ -68,12 +69,25 @@ def score_command(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         tasks, chat, meta = config["eval"]["tasks"], config["chat"], {}
     (task,) = select_tasks(task_registry(tasks), [args.task])
-    document = score_predictions(task, read_jsonl(args.predictions), chat, {**meta, "predictions": args.predictions})
+    rows, skipped_bad_lines = _prediction_rows(args.predictions, args.skip_bad_lines)
+    meta.update(predictions=args.predictions, skipped_bad_lines=skipped_bad_lines)
+    document = score_predictions(task, rows, chat, meta)
     if args.output:
         write_json(args.output, document)
     else:
         print(json.dumps(document, indent=2))
     return 0
+
+
+def _prediction_rows(path: str, skip_bad_lines: bool) -> tuple[list[dict], int]:
+    """The rows of a predictions file and how many bad lines were skipped; no rows at all is an error."""
+    from tinyrs.io import DataError, scan_jsonl
+
+    contents = scan_jsonl(path, skip_bad_lines=skip_bad_lines)
+    if not contents.records:
+        why = f"all {contents.skipped_bad_lines} lines were bad" if contents.skipped_bad_lines else "the file is empty"
+        raise DataError(f"{path}: no predictions to score ({why})")
+    return contents.records, contents.skipped_bad_lines
 
 
 def merge_command(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from tinyrs.io import (
     model_dir_of,
     read_json,
     read_jsonl,
+    scan_jsonl,
     sha256_file,
     sha256_json,
     write_json,
@@ -96,20 +97,19 @@ def open_image(path: Path):
 
 
 def resume_rows(pred_path: Path, run_path: Path, fingerprint: str) -> list[dict]:
-    """Finished rows of an earlier run with the same fingerprint; the file is left holding exactly those."""
+    """Finished rows of an earlier run with the same fingerprint; the file is left holding exactly those.
+
+    Only here may a torn last line (the writer was killed mid-line) be dropped; any other bad line is an error.
+    """
     if pred_path.exists():
         earlier = read_json(run_path).get("fingerprint") if run_path.exists() else None
         if earlier == fingerprint:
-            try:
-                rows = read_jsonl(pred_path)
-            except ValueError as err:  # a bad line before the last one: not a killed writer
-                raise DataError(str(err)) from err
-            text = pred_path.read_text(encoding="utf-8")
-            if len([line for line in text.splitlines() if line.strip()]) != len(rows) or not text.endswith("\n"):
-                with atomic_open(pred_path, "w", encoding="utf-8") as handle:  # drop the torn last line
-                    for row in rows:
+            contents = scan_jsonl(pred_path, drop_torn_tail=True)
+            if contents.ends_unterminated:  # rewrite, so that the next appended row starts on its own line
+                with atomic_open(pred_path, "w", encoding="utf-8") as handle:
+                    for row in contents.records:
                         append_jsonl(handle, row)
-            return rows
+            return contents.records
         print(f"tinyrs eval: {pred_path} was produced by other settings, model or data: starting over", flush=True)
         pred_path.unlink()
     write_json(run_path, {"fingerprint": fingerprint})

@@ -14,7 +14,8 @@ that uses ``judge``, then the judge must be callable: either the environment var
 ``grpo.judge.api_key_env`` is set, or ``grpo.judge.base_url`` points at a (keyless) server of one's own.
 Otherwise training stops before it starts, naming the remedies: set the key, set a base_url, set
 ``grpo.skip_open_ended: true`` (open-ended samples, answer type "0", are then dropped from the dataset
-by the trainer via ``keeps_sample``), or map type "0" to a reward without the judge.
+by the trainer via ``keeps_sample``), or map type "0" to a reward without the judge. Before that, the
+judge's ``base_url`` and ``api_key_env`` are checked (``judge.check_judge_endpoint``).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 from tinyrs.config import ConfigError
 from tinyrs.grpo.rewards.boxes import truth_boxes
 from tinyrs.grpo.rewards.inputs import Completion, Sample, read_completions, sample_from_solution
-from tinyrs.grpo.rewards.judge import Judge, judge_unusable_reason
+from tinyrs.grpo.rewards.judge import Judge, check_judge_endpoint, judge_unusable_reason
 from tinyrs.grpo.rewards.registry import REWARDS, Scorer
 from tinyrs.io import DataError
 
@@ -214,6 +215,7 @@ def check_ready(grpo_settings: dict, solutions: Iterable[Sequence[Any]]) -> dict
 
 def require_usable_judge(grpo_settings: dict) -> None:
     """Raise ConfigError, with the remedies, when samples need the judge but it cannot be called."""
+    check_judge_endpoint(grpo_settings["judge"])
     reason = judge_unusable_reason(grpo_settings["judge"])
     if reason:
         raise ConfigError(

@@ -11,7 +11,10 @@ fails the sample gets the configured fallback reward (``sbert``: SBERT similarit
 
 Credentials: the API key is read only from the environment variable named by ``api_key_env`` and is
 never logged or stored. A missing key is allowed only when ``base_url`` points at a server of one's own
-(vLLM, lmdeploy: keyless); the OpenAI default (``base_url: null``) needs a key.
+(vLLM, lmdeploy: keyless); the OpenAI default (``base_url: null``) needs a key. Where the key may go is
+checked before any call (``check_judge_endpoint``, rules in ``tinyrs.config.judge_problems``): https, or
+plain http only to a loopback host or with ``allow_insecure_http``; only from an ``*_API_KEY`` variable or
+one listed in ``allowed_key_envs``.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
-from tinyrs.config import ConfigError
+from tinyrs.config import ConfigError, judge_problems
 from tinyrs.grpo.rewards.inputs import Completion, Sample
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,13 @@ def parse_judge_score(reply: str | None) -> int | None:
     return integers.pop() if len(integers) == 1 and integers <= set(range(11)) else None
 
 
+def check_judge_endpoint(judge_settings: dict) -> None:
+    """Raise ConfigError, naming the key, when the judge's key could be sent where it must not go."""
+    problems = judge_problems(judge_settings)
+    if problems:
+        raise ConfigError("; ".join(f"grpo.judge.{key}: {message}" for key, message in problems))
+
+
 def judge_unusable_reason(judge_settings: dict) -> str | None:
     """Why the judge cannot be called with this configuration and environment, or None if it can."""
     if judge_settings["base_url"] is None and not os.environ.get(judge_settings["api_key_env"]):
@@ -84,6 +94,7 @@ class Judge:
     """
 
     def __init__(self, judge_settings: dict, backoff_s: float = 1.0):
+        check_judge_endpoint(judge_settings)
         self.base_url = judge_settings["base_url"]
         self.model = judge_settings["model"]
         self.api_key_env = judge_settings["api_key_env"]

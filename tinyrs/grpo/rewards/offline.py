@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any, NamedTuple
 
 from tinyrs.grpo.rewards.combine import RewardSuite, check_reward_names, check_truth, require_usable_judge
 from tinyrs.grpo.rewards.inputs import Completion, Sample, completion_text, read_completion, sample_from_solution
-from tinyrs.io import DataError, atomic_open
+from tinyrs.io import DataError, atomic_open, scan_jsonl
 
 OUTPUT_FIELD = "rewards"
 
@@ -29,10 +28,8 @@ class Job(NamedTuple):
     mapping: dict[str, float]
 
 
-def job_from_record(record: Any, where: str, suite: RewardSuite) -> Job | None:
+def job_from_record(record: dict, where: str, suite: RewardSuite) -> Job | None:
     """The scoring job of one input record; None for an open-ended record that ``skip_open_ended`` drops."""
-    if not isinstance(record, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if OUTPUT_FIELD in record:
         raise DataError(f"{where}: field '{OUTPUT_FIELD}' is reserved for the output")
     if "completion" not in record:
@@ -62,30 +59,14 @@ def job_from_record(record: Any, where: str, suite: RewardSuite) -> Job | None:
 
 
 def read_jobs(path: str | os.PathLike, suite: RewardSuite, skip_bad_lines: bool) -> tuple[list[Job], dict[str, int]]:
-    jobs: list[Job] = []
-    skipped = {"bad_lines": 0, "open_ended": 0}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {number}"
-            try:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{where}: not valid JSON: {err}") from None
-                job = job_from_record(record, where, suite)
-            except DataError as err:
-                if not skip_bad_lines:
-                    raise
-                skipped["bad_lines"] += 1
-                print(f"tinyrs: skipped {err}", file=sys.stderr)
-                continue
-            if job is None:
-                skipped["open_ended"] += 1
-            else:
-                jobs.append(job)
-    return jobs, skipped
+    """The scoring jobs of the file (``tinyrs.io.scan_jsonl``: bad lines named, fatal or counted skips).
+
+    Lines may repeat an ``index``: several completions of one prompt legitimately share it.
+    """
+    contents = scan_jsonl(path, skip_bad_lines=skip_bad_lines, unique_field=None,
+                          convert=lambda record, where: job_from_record(record, where, suite))
+    jobs = [job for job in contents.records if job is not None]
+    return jobs, {"bad_lines": contents.skipped_bad_lines, "open_ended": len(contents.records) - len(jobs)}
 
 
 def score_file(
