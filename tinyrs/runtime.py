@@ -203,8 +203,11 @@ def resumable(trainer_cls):
             super()._save_checkpoint(model, trial)
             self.accelerator.wait_for_everyone()  # DeepSpeed: every rank writes its own optimizer shards
             if self.args.should_save:
-                folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-                mark_checkpoint_complete(Path(self._get_output_dir(trial=trial)) / folder, self.state.global_step)
+                mark_checkpoint_complete(self.checkpoint_folder(trial), self.state.global_step)
+
+        def checkpoint_folder(self, trial) -> Path:
+            """The folder ``Trainer._save_checkpoint`` writes at the current step."""
+            return Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
 
     Resumable.__name__ = Resumable.__qualname__ = trainer_cls.__name__
     return Resumable
