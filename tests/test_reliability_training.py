@@ -5,7 +5,7 @@
   complete ``checkpoint-N`` beside it. Here a real SIGKILL lands inside a real checkpoint save.
 - A corrupt image: under ``check_images: exists`` the data stage keeps random-byte, empty and truncated
   image files; training on one crashed the run with a PIL traceback naming the file but not the record.
-  Here the data stages make the manifest, and SFT training meets all four kinds.
+  Here the data stages make the manifest, and SFT training and the GRPO dataset meet all four kinds.
 """
 from __future__ import annotations
 
@@ -99,6 +99,25 @@ def test_corrupt_images_do_not_kill_sft_training(tmp_path, tiny_model_dir, manif
     for name, entry in listed.items():
         lines = [line for line in log.splitlines() if entry["path"] in line]
         assert len(lines) == 1 and f"record {entry['index']}" in lines[0], (name, lines)
+
+
+def test_corrupt_images_are_counted_skips_of_the_grpo_dataset(tmp_path, tiny_model_dir):
+    from test_grpo_dataset import MAX_PIXELS, MIN_PIXELS, image, row, write_dataset
+
+    from tinyrs.config import grpo_settings
+    from tinyrs.grpo.dataset import load_grpo_dataset
+    from tinyrs.model.load import load_processor
+
+    settings = {**grpo_settings(load_config([REPO / "config.yaml"])), "min_pixels": MIN_PIXELS,
+                "max_pixels": MAX_PIXELS}
+    corrupt_rows = [row({"bytes": content, "path": name}) for name, content in CORRUPT.items()]
+    path = write_dataset(tmp_path / "grpo", [row(image(56, 56)), *corrupt_rows])
+    dataset, report = load_grpo_dataset(path, settings, load_processor(tiny_model_dir, MIN_PIXELS, MAX_PIXELS))
+    assert (report["rows"], report["kept"], len(dataset)) == (1 + len(CORRUPT), 1, 1)
+    assert report["skipped"] == {"image_unreadable": len(CORRUPT)}
+    assert [(entry["row"], entry["path"]) for entry in report["unreadable_images"]] == [
+        (number, name) for number, name in enumerate(CORRUPT, start=1)]
+    assert all(entry["error"] for entry in report["unreadable_images"])
 
 
 # Runs the tinyrs command line with a SIGKILL inside the save of one checkpoint, after its folder is made and
