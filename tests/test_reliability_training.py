@@ -5,7 +5,7 @@
   complete ``checkpoint-N`` beside it. Here a real SIGKILL lands inside a real checkpoint save.
 - A corrupt image: under ``check_images: exists`` the data stage keeps random-byte, empty and truncated
   image files; training on one crashed the run with a PIL traceback naming the file but not the record.
-  Here the data stages make the manifest, and SFT training and the GRPO dataset meet all four kinds.
+  Here the data stages make the manifest, and SFT, the GRPO dataset and eval each meet all four kinds.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyrs.config import load_config, settings_text, train_settings
+from tinyrs.config import eval_settings, load_config, settings_text, train_settings
 from tinyrs.io import read_json, read_manifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,6 +118,38 @@ def test_corrupt_images_are_counted_skips_of_the_grpo_dataset(tmp_path, tiny_mod
     assert [(entry["row"], entry["path"]) for entry in report["unreadable_images"]] == [
         (number, name) for number, name in enumerate(CORRUPT, start=1)]
     assert all(entry["error"] for entry in report["unreadable_images"])
+
+
+def test_corrupt_images_are_counted_skips_in_eval_metrics(tmp_path, capsys):
+    from test_eval_runner import TASKS
+
+    from tinyrs.eval.backends.base import Backend
+    from tinyrs.eval.runner import run_eval
+
+    class Forest(Backend):
+        name = "fixed"
+
+        def generate(self, batch):
+            return ["forest"] * len(batch)
+
+    root = tmp_path / "data"
+    (root / "cls").mkdir(parents=True)
+    Image.new("RGB", (48, 40), (20, 110, 30)).save(root / "cls" / "good.png")
+    for name, content in CORRUPT.items():
+        (root / "cls" / name).write_bytes(content)
+    names = ["good.png", *CORRUPT]
+    (root / "cls.json").write_text(json.dumps([{"image": name, "conversations": [
+        {"from": "human", "value": "What is the scene?"}, {"from": "gpt", "value": "forest"}]} for name in names]))
+    settings = {**eval_settings(load_config([REPO / "config.yaml"]), "sft"), "tasks": {"cls": TASKS["cls"]},
+                "batch_size": 2}
+    document = run_eval(settings, tmp_path / "model", root, tmp_path / "out", backend=Forest())["cls"]
+    assert document["n"] == 1 and document == read_json(tmp_path / "out" / "cls.metrics.json")
+    assert document["skipped"] == {"image_unreadable": len(CORRUPT)}
+    skipped = document["skipped_records"]
+    assert [(skip["index"], Path(skip["detail"].split(":")[0]).name) for skip in skipped] == [
+        (number, name) for number, name in enumerate(CORRUPT, start=1)]
+    log = capsys.readouterr().out
+    assert all(f"sample {number}" in log and name in log for number, name in enumerate(CORRUPT, start=1))
 
 
 # Runs the tinyrs command line with a SIGKILL inside the save of one checkpoint, after its folder is made and
