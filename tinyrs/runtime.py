@@ -142,6 +142,11 @@ def is_complete(checkpoint: Path) -> bool:
     return (checkpoint / CHECKPOINT_COMPLETE).is_file()
 
 
+def _remove(checkpoint: Path) -> None:
+    """Every rank of a distributed run calls ``last_checkpoint``: another may be removing the same folder."""
+    shutil.rmtree(checkpoint, ignore_errors=True)
+
+
 def last_checkpoint(checkpoint_dir: str | Path, fingerprint: str) -> str | None:
     """The newest complete checkpoint of this same run, or None.
 
@@ -158,7 +163,7 @@ def last_checkpoint(checkpoint_dir: str | Path, fingerprint: str) -> str | None:
             print(f"tinyrs: settings or inputs changed; discarding {len(stale)} old checkpoint(s) in {checkpoint_dir}",
                   flush=True)
         for path in stale:
-            shutil.rmtree(path)
+            _remove(path)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     write_text_if_changed(marker, fingerprint + "\n")
     complete = []
@@ -168,7 +173,7 @@ def last_checkpoint(checkpoint_dir: str | Path, fingerprint: str) -> str | None:
         else:
             print(f"tinyrs: {path} is incomplete (no {CHECKPOINT_COMPLETE}: killed while saving); removing it",
                   flush=True)
-            shutil.rmtree(path)
+            _remove(path)
     if not complete:
         return None
     print(f"tinyrs: resuming from {complete[-1]}", flush=True)
