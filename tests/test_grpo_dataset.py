@@ -10,6 +10,7 @@ from PIL import Image
 from tinyrs import chat
 from tinyrs.config import grpo_settings, load_config
 from tinyrs.grpo.dataset import load_grpo_dataset, prompt_tokens, with_system_prompt
+from tinyrs.io import DataError
 from tinyrs.model.load import load_processor
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
@@ -97,3 +98,13 @@ def test_a_limit_below_every_row_is_a_clear_error(tmp_path, processor, settings)
     with pytest.raises(ValueError, match="no usable GRPO rows") as err:
         load_grpo_dataset(path, settings, processor)
     assert path in str(err.value) and "'prompt_too_long': 2" in str(err.value)
+
+
+def test_a_dataset_without_an_image_column_is_a_clear_error(tmp_path, processor, settings):
+    from datasets import Dataset, DatasetDict
+
+    rows = [row(None)]
+    DatasetDict({"train": Dataset.from_dict({"prompt": [r["prompt"] for r in rows],
+                                             "solution": [r["solution"] for r in rows]})}).save_to_disk(str(tmp_path))
+    with pytest.raises(DataError, match="no 'image' column"):
+        load_grpo_dataset(str(tmp_path), settings, processor)

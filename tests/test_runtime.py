@@ -27,14 +27,33 @@ def test_fingerprint_follows_settings_and_input_manifests(tmp_path):
     assert runtime.run_fingerprint({"lr": 1}, model) != first
 
 
+def _checkpoint(checkpoints: Path, step: int, complete: bool = True) -> Path:
+    path = checkpoints / f"checkpoint-{step}"
+    path.mkdir(parents=True)
+    (path / "trainer_state.json").write_text("{}")
+    if complete:
+        runtime.mark_checkpoint_complete(path, step)
+    return path
+
+
 def test_checkpoints_of_another_run_are_discarded_not_resumed(tmp_path):
     checkpoints = tmp_path / "ckpt"
     assert runtime.last_checkpoint(checkpoints, "run-a") is None
-    (checkpoints / "checkpoint-5").mkdir()
-    (checkpoints / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    _checkpoint(checkpoints, 5)
     assert runtime.last_checkpoint(checkpoints, "run-a").endswith("checkpoint-5")
     assert runtime.last_checkpoint(checkpoints, "run-b") is None
     assert not (checkpoints / "checkpoint-5").exists()
+
+
+def test_torn_checkpoints_are_named_and_removed_and_the_newest_complete_one_resumed(tmp_path, capsys):
+    checkpoints = tmp_path / "ckpt"
+    runtime.last_checkpoint(checkpoints, "run-a")
+    _checkpoint(checkpoints, 10)
+    complete = _checkpoint(checkpoints, 20)
+    torn = _checkpoint(checkpoints, 30, complete=False)
+    assert runtime.last_checkpoint(checkpoints, "run-a") == str(complete)
+    assert f"{torn} is incomplete" in capsys.readouterr().out
+    assert not torn.exists() and (checkpoints / "checkpoint-10").exists()
 
 
 def _settings(repo_root: Path, tmp_path: Path) -> Path:

@@ -72,6 +72,22 @@ def test_over_long_samples_are_skipped_and_counted_not_truncated(tiny_model_dir,
     assert batch["input_ids"].shape[0] == 1 and "pixel_values" not in batch
 
 
+def test_undecodable_images_are_skipped_apart_from_over_long_samples(tiny_model_dir, image_file, tmp_path):
+    from tinyrs.sft.batching import UnreadableImage, UnreadableImageError, load_images
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"")
+    with pytest.raises(UnreadableImageError, match="broken.jpg: image does not decode: UnidentifiedImageError"):
+        load_images([image_file(), str(broken)])
+    processor = load_processor(tiny_model_dir)
+    encoder = SampleEncoder(processor, None, max_length=4096)
+    skip = UnreadableImage(3, "UCM", str(broken), "UnidentifiedImageError: cannot identify image file")
+    batch = collate([encoder(record([image_file()], [("<image>\nq", "a")])), skip, None],
+                    processor.tokenizer.pad_token_id)
+    assert batch["tinyrs_skipped"] == 1 and batch["tinyrs_unreadable"] == [skip]
+    assert batch["input_ids"].shape[0] == 1
+
+
 def test_collate_pads_and_keeps_visual_patches_in_order(tiny_model_dir, image_file):
     processor = load_processor(tiny_model_dir)
     encoder = SampleEncoder(processor, None, max_length=4096)

@@ -123,29 +123,61 @@ def run_fingerprint(settings: dict, *inputs: str | Path) -> str:
     return sha256_json(parts)
 
 
+CHECKPOINT_COMPLETE = "tinyrs_checkpoint_complete.json"
+
+
+def _checkpoints(checkpoint_dir: Path) -> list[Path]:
+    """The ``checkpoint-N`` folders, oldest step first."""
+    from transformers.trainer_utils import sort_checkpoints
+
+    return [Path(path) for path in sort_checkpoints(str(checkpoint_dir))]
+
+
+def mark_checkpoint_complete(checkpoint: str | Path, step: int) -> None:
+    """Written last, after every file of the checkpoint: a folder without it was torn by a kill while saving."""
+    write_json(Path(checkpoint) / CHECKPOINT_COMPLETE, {"global_step": step})
+
+
+def is_complete(checkpoint: Path) -> bool:
+    return (checkpoint / CHECKPOINT_COMPLETE).is_file()
+
+
+def _remove(checkpoint: Path) -> None:
+    """Every rank of a distributed run calls ``last_checkpoint``: another may be removing the same folder."""
+    shutil.rmtree(checkpoint, ignore_errors=True)
+
+
 def last_checkpoint(checkpoint_dir: str | Path, fingerprint: str) -> str | None:
-    """The newest checkpoint of this same run, or None.
+    """The newest complete checkpoint of this same run, or None.
 
     Checkpoints written under other settings or inputs are removed rather than resumed: after a
-    config change, resuming would silently continue the old run.
+    config change, resuming would silently continue the old run. Torn checkpoints (no completion
+    marker: the process was killed while saving) are named and removed, so that neither resuming
+    nor transformers' rotation of old checkpoints takes them for real ones.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     checkpoint_dir = Path(checkpoint_dir)
     marker = checkpoint_dir / "run_fingerprint.txt"
     if checkpoint_dir.exists() and (not marker.exists() or marker.read_text().strip() != fingerprint):
-        stale = [p for p in checkpoint_dir.glob("checkpoint-*") if p.is_dir()]
+        stale = _checkpoints(checkpoint_dir)
         if stale:
             print(f"tinyrs: settings or inputs changed; discarding {len(stale)} old checkpoint(s) in {checkpoint_dir}",
                   flush=True)
         for path in stale:
-            shutil.rmtree(path)
+            _remove(path)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     write_text_if_changed(marker, fingerprint + "\n")
-    found = get_last_checkpoint(str(checkpoint_dir))
-    if found:
-        print(f"tinyrs: resuming from {found}", flush=True)
-    return found
+    complete = []
+    for path in _checkpoints(checkpoint_dir):
+        if is_complete(path):
+            complete.append(path)
+        else:
+            print(f"tinyrs: {path} is incomplete (no {CHECKPOINT_COMPLETE}: killed while saving); removing it",
+                  flush=True)
+            _remove(path)
+    if not complete:
+        return None
+    print(f"tinyrs: resuming from {complete[-1]}", flush=True)
+    return str(complete[-1])
 
 
 def load_checkpoint_weights(model, checkpoint: str | Path) -> None:
@@ -161,7 +193,9 @@ def load_checkpoint_weights(model, checkpoint: str | Path) -> None:
 
 
 def resumable(trainer_cls):
-    """``trainer_cls`` with checkpoint weights loaded by ``load_checkpoint_weights`` (DeepSpeed keeps its own)."""
+    """``trainer_cls`` with checkpoint weights loaded by ``load_checkpoint_weights`` (DeepSpeed keeps its own)
+    and each checkpoint marked complete once every process has written its part (see ``last_checkpoint``)."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
     class Resumable(trainer_cls):
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
@@ -169,6 +203,16 @@ def resumable(trainer_cls):
                 return super()._load_from_checkpoint(resume_from_checkpoint, model)
             load_checkpoint_weights(model or self.model, resume_from_checkpoint)
             return None
+
+        def _save_checkpoint(self, model, trial):
+            super()._save_checkpoint(model, trial)
+            self.accelerator.wait_for_everyone()  # DeepSpeed: every rank writes its own optimizer shards
+            if self.args.should_save:
+                mark_checkpoint_complete(self.checkpoint_folder(trial), self.state.global_step)
+
+        def checkpoint_folder(self, trial) -> Path:
+            """The folder ``Trainer._save_checkpoint`` writes at the current step."""
+            return Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
 
     Resumable.__name__ = Resumable.__qualname__ = trainer_cls.__name__
     return Resumable

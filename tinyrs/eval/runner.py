@@ -92,8 +92,8 @@ def open_image(path: Path):
             return image.convert("RGB")
     except FileNotFoundError:
         return "image_missing", f"{path} does not exist"
-    except (OSError, ValueError, SyntaxError) as err:
-        return "image_unreadable", f"{path}: {err}"
+    except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...) for bad files
+        return "image_unreadable", f"{path}: {type(err).__name__}: {err}"
 
 
 def resume_rows(pred_path: Path, run_path: Path, fingerprint: str) -> list[dict]:
@@ -174,6 +174,7 @@ def run_task(task: Task, settings: dict, model_dir: str | Path, data_root: Path,
                 image = open_image(sample.image_path)
                 if isinstance(image, tuple):
                     skips.append(Skip(sample.index, *image))
+                    print(f"tinyrs eval {stem}: skipped sample {sample.index}: {image[0]}: {image[1]}", flush=True)
                     continue
                 query = question_text(sample.question, task, settings)
                 batch.append((sample, sample.size or [image.width, image.height], query))

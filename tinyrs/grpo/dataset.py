@@ -1,8 +1,9 @@
 """The GRPO dataset: the VHM_dataset_grpo DatasetDict, checked and given the shared system prompt.
 
 Rows are checked before training starts, so a malformed row is a counted, reported skip here
-rather than a crash inside a GPU job. Open-ended rows (answer type "0") are dropped, and counted,
-only when ``skip_open_ended`` is set. Prompts longer than ``max_prompt_length`` tokens are dropped
+rather than a crash inside a GPU job; so is a row whose image does not decode (each one named in
+the report). Open-ended rows (answer type "0") are dropped, and counted, only when
+``skip_open_ended`` is set. Prompts longer than ``max_prompt_length`` tokens are dropped
 and counted too, never truncated: cutting a multimodal prompt would cut through its image tokens.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections import Counter
 
 from tinyrs import chat
 from tinyrs.grpo.rewards import check_ready, keeps_sample
+from tinyrs.io import DataError
 
 ANSWER_TYPES = ("0", "1", "2")
 
@@ -69,6 +71,25 @@ def skip_reason(row: dict, settings: dict, processor, system: str | None) -> str
     return "prompt_too_long" if length > settings["max_prompt_length"] else None
 
 
+def decoded_rows(dataset, path: str):
+    """``(index, row, unreadable)`` per row, the image decoded as ``datasets`` decodes it but without
+    raising: ``unreadable`` names the row (and the image's file, when the dataset kept it) when the image
+    does not decode, else None. A missing image stays None for ``row_problem``."""
+    from datasets import Image
+
+    feature = dataset.features.get("image")
+    if not isinstance(feature, Image):
+        raise DataError(f"{path}: the dataset has no 'image' column of images (columns: {dataset.column_names})")
+    for index, row in enumerate(dataset.cast_column("image", Image(decode=False))):
+        encoded = row["image"]
+        try:
+            row["image"] = None if encoded is None else feature.decode_example(encoded)
+        except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...) for bad files
+            yield index, row, {"row": index, "path": encoded.get("path"), "error": f"{type(err).__name__}: {err}"}
+            continue
+        yield index, row, None
+
+
 def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"):
     """Load, check and prepare the training split; returns (dataset, report).
 
@@ -85,8 +106,13 @@ def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"
     skipped: Counter = Counter()
     keep: list[int] = []
     answer_types: Counter = Counter()
-    for index, row in enumerate(dataset):
-        problem = skip_reason(row, settings, processor, system)
+    unreadable_images: list[dict] = []
+    for index, row, unreadable in decoded_rows(dataset, path):
+        if unreadable:
+            unreadable_images.append(unreadable)
+            print(f"tinyrs grpo: skipped row {index}: image {unreadable['path'] or '(no file name)'} does not decode: "
+                  f"{unreadable['error']}", flush=True)
+        problem = "image_unreadable" if unreadable else skip_reason(row, settings, processor, system)
         if problem:
             skipped[problem] += 1
             continue
@@ -99,7 +125,8 @@ def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"
     prepared = kept.map(
         lambda row: {"prompt": with_system_prompt(row["prompt"], system)}, desc="system prompt"
     )
-    report = {"rows": len(dataset), "kept": len(keep), "skipped": dict(skipped), "answer_types": dict(answer_types)}
+    report = {"rows": len(dataset), "kept": len(keep), "skipped": dict(skipped), "answer_types": dict(answer_types),
+              "unreadable_images": unreadable_images}
     for reason, count in sorted(skipped.items()):
         print(f"tinyrs grpo: skipped {count} rows: {reason}", flush=True)
     return prepared, report

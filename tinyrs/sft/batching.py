@@ -4,13 +4,15 @@ A sample is rendered through the shared chat template (tinyrs.chat) and tokenise
 processor together with its images, so the image-token expansion respects the configured pixel limits.
 Labels cover only the assistant turns (their text and the closing ``<|im_end|>``). A sample longer
 than ``max_length`` is skipped and counted, never truncated: cutting through image tokens breaks
-the correspondence between image tokens and visual features.
+the correspondence between image tokens and visual features. A record with an image that does not
+decode is skipped and counted too (``UnreadableImage``): one bad file in a million must not stop a run.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from tinyrs import chat
+from tinyrs.io import DataError
 
 IGNORE_INDEX = -100
 ASSISTANT_HEADER = "<|im_start|>assistant\n"
@@ -36,13 +38,35 @@ def assistant_label_mask(input_ids: list[int], header_ids: list[int], end_id: in
     return mask
 
 
+class UnreadableImageError(DataError):
+    """An image file that does not decode (random bytes, empty, truncated, ...)."""
+
+    def __init__(self, path: str, error: str):
+        super().__init__(f"{path}: image does not decode: {error}")
+        self.path, self.error = path, error
+
+
+@dataclass(frozen=True)
+class UnreadableImage:
+    """A record skipped for an image that does not decode, passed through the batch to the trainer."""
+
+    index: int  # the record's manifest index (its position in the corrected list)
+    source: str
+    path: str
+    error: str
+
+
 def load_images(paths: list[str]):
+    """The images as RGB; ``UnreadableImageError`` names the first file that does not decode."""
     from PIL import Image
 
     images = []
     for path in paths:
-        with Image.open(path) as image:
-            images.append(image.convert("RGB"))
+        try:
+            with Image.open(path) as image:
+                images.append(image.convert("RGB"))
+        except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...) for bad files
+            raise UnreadableImageError(path, f"{type(err).__name__}: {err}") from err
     return images
 
 
@@ -83,14 +107,16 @@ class SampleEncoder:
         return sample
 
 
-def collate(samples: list[dict | None], pad_id: int, padding_free: bool = False) -> dict:
-    """Batch the kept samples (``None`` ones were skipped): right-padded rows, or one packed row.
+def collate(samples: list[dict | UnreadableImage | None], pad_id: int, padding_free: bool = False) -> dict:
+    """Batch the kept samples: right-padded rows, or one packed row. ``None`` samples were too long
+    (counted in ``tinyrs_skipped``); ``UnreadableImage`` ones travel on in ``tinyrs_unreadable``.
 
     Visual patches are concatenated in sample order either way. ``tinyrs_tokens`` (real tokens,
     no padding) travels as a Python int so counting throughput never waits on the GPU.
     """
-    kept = [s for s in samples if s is not None]
-    batch: dict = {"tinyrs_skipped": len(samples) - len(kept)}
+    kept = [s for s in samples if isinstance(s, dict)]
+    batch: dict = {"tinyrs_skipped": sum(s is None for s in samples),
+                   "tinyrs_unreadable": [s for s in samples if isinstance(s, UnreadableImage)]}
     if not kept:
         return batch
     batch["tinyrs_tokens"] = sum(s["input_ids"].shape[0] for s in kept)

@@ -1,11 +1,12 @@
 """One trainer for pretrain, SFT and CoT-SFT: a stage is configuration, not code.
 
 Built on ``transformers.Trainer`` (DeepSpeed, checkpoints, logging) with these changes:
-per-module learning-rate groups (``create_optimizer``), skip-counting of over-long samples and
-padding-free batches with their mRoPE positions (``compute_loss``), length-grouped batches from
-manifest columns (``_get_train_sampler``), tokens/s and per-group learning rates in the logs, and a
-signal callback so SLURM's pre-timeout SIGUSR1/SIGTERM saves a checkpoint and exits non-zero,
-letting a retry resume from it.
+per-module learning-rate groups (``create_optimizer``), skip-counting of over-long samples and of
+records whose image does not decode, padding-free batches with their mRoPE positions
+(``compute_loss``), length-grouped batches from manifest columns (``_get_train_sampler``), tokens/s
+and per-group learning rates in the logs, and a signal callback so SLURM's pre-timeout
+SIGUSR1/SIGTERM saves a checkpoint and exits non-zero, letting a retry resume from it. The skip
+counts travel in each checkpoint (``SKIPS_FILE``), so a resumed run reports the whole run's.
 """
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ import time
 from pathlib import Path
 
 from tinyrs import chat, runtime
+from tinyrs.io import read_json, write_json
 from tinyrs.model.load import load_model, load_processor
 from tinyrs.sft import optim
-from tinyrs.sft.batching import SampleEncoder, collate, estimated_lengths, packed_position_ids
+from tinyrs.sft.batching import (SampleEncoder, UnreadableImage, UnreadableImageError, collate, estimated_lengths,
+                                 packed_position_ids)
+
+SKIPS_FILE = "tinyrs_skips.json"  # in each checkpoint: the skip report so far, carried over by a resumed run
+NO_SKIPS = {"skipped_too_long": 0, "skipped_unreadable_image": 0, "unreadable_images": []}
 
 
 def grad_accumulation(settings: dict) -> int:
@@ -39,7 +45,11 @@ class ManifestDataset:
         return len(self.manifest)
 
     def __getitem__(self, index: int):
-        return self.encoder(self.manifest[index])
+        record = self.manifest[index]
+        try:
+            return self.encoder(record)
+        except UnreadableImageError as err:
+            return UnreadableImage(record["index"], record["source"], err.path, err.error)
 
     def lengths(self) -> list[int]:
         """Estimated tokens per record, each image counted at the most visual tokens the pixel limit allows."""
@@ -67,6 +77,22 @@ def length_grouped_sampler(lengths: list[int], group_size: int, seed: int):
     return EpochSeededLengthGroupedSampler(group_size, lengths=lengths, generator=torch.Generator())
 
 
+class UnreadableImages:
+    """Samples skipped for an image that does not decode: every skip counted, each record named once."""
+
+    def __init__(self):
+        self.skipped = 0
+        self.records: dict[int, UnreadableImage] = {}
+
+    def add(self, skips: list[UnreadableImage]) -> None:
+        for skip in skips:
+            self.skipped += 1
+            if skip.index not in self.records:
+                self.records[skip.index] = skip
+                print(f"tinyrs: skipped record {skip.index} ({skip.source}): image {skip.path} does not decode: "
+                      f"{skip.error}", flush=True)
+
+
 class ThroughputMeter:
     """Real (unpadded) tokens per second between two training log lines, summed over all ranks."""
 
@@ -92,10 +118,12 @@ def make_trainer_class():
     from transformers import Trainer
 
     class TinyRSTrainer(runtime.resumable(Trainer)):
-        """Trainer with per-module LR groups and counted skips of over-long samples."""
+        """Trainer with per-module LR groups and counted skips of over-long samples and unreadable images."""
 
         skipped_too_long = 0
+        unreadable: UnreadableImages
         throughput: ThroughputMeter
+        carried_skips = NO_SKIPS  # the skip report of the checkpoint this run resumed from
 
         def create_optimizer(self, model=None):
             if self.optimizer is None:
@@ -125,6 +153,32 @@ def make_trainer_class():
                 return count
             return int(self.accelerator.reduce(torch.tensor(count, device=self.args.device), "sum").item())
 
+        def skip_report(self) -> dict:
+            """The samples skipped so far by all ranks, including those before a resume (a collective: every
+            rank calls it)."""
+            from dataclasses import asdict
+
+            from accelerate.utils import gather_object
+
+            carried = self.carried_skips
+            records = {entry["index"]: entry for entry in carried["unreadable_images"]}
+            live = gather_object([asdict(skip) for skip in self.unreadable.records.values()])
+            records.update((entry["index"], entry) for entry in live)
+            return {
+                "skipped_too_long": carried["skipped_too_long"] + self._sum_over_ranks(self.skipped_too_long),
+                "skipped_unreadable_image": carried["skipped_unreadable_image"]
+                + self._sum_over_ranks(self.unreadable.skipped),
+                "unreadable_images": [records[index] for index in sorted(records)],
+            }
+
+        def _save_checkpoint(self, model, trial):
+            """The skip report goes into the checkpoint before the trainer's files (and so before its
+            completion marker), so that a resumed run's model manifest counts the whole run."""
+            report = self.skip_report()
+            if self.args.should_save:
+                write_json(self.checkpoint_folder(trial) / SKIPS_FILE, report)
+            super()._save_checkpoint(model, trial)
+
         def _get_train_sampler(self, train_dataset=None):
             if self.args.train_sampling_strategy != "group_by_length":
                 return super()._get_train_sampler(train_dataset)
@@ -134,8 +188,9 @@ def make_trainer_class():
 
         def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
             self.skipped_too_long += int(inputs.pop("tinyrs_skipped", 0))
+            self.unreadable.add(inputs.pop("tinyrs_unreadable", []))
             self.throughput.add(int(inputs.pop("tinyrs_tokens", 0)))
-            if "input_ids" not in inputs:  # every sample of this batch was too long
+            if "input_ids" not in inputs:  # every sample of this batch was skipped
                 loss = sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
                 return (loss, None) if return_outputs else loss
             if "tinyrs_sample_lengths" in inputs:
@@ -208,13 +263,16 @@ def train(settings: dict, init_model: str, manifest_path: str, out_dir: str, che
     )
     trainer.tinyrs_settings = settings
     trainer.throughput = ThroughputMeter()
+    trainer.unreadable = UnreadableImages()
     resume = runtime.last_checkpoint(checkpoint_dir, runtime.run_fingerprint(settings, init_model, manifest_path))
+    if resume:
+        trainer.carried_skips = read_json(Path(resume) / SKIPS_FILE)
     result = trainer.train(resume_from_checkpoint=resume)
     runtime.exit_if_interrupted(stopper, checkpoint_dir)
     return runtime.save_outputs(
         trainer, processor, out_dir, settings, started,
         stage=settings["stage"], train_loss=result.training_loss, trainable_parameters=trainable,
-        skipped_too_long=trainer.skipped_too_long, resumed_from=resume,
+        **trainer.skip_report(), resumed_from=resume,
         tokens_per_second=median_logged(trainer.state.log_history, "tokens_per_second"),
         init_model=str(init_model), data_manifest=str(manifest_path),
     )
