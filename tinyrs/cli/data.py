@@ -16,6 +16,11 @@ def _fetch(args: argparse.Namespace) -> int:
         print(f"tinyrs: {err}", file=sys.stderr)
         return 2
     print(f"{args.dataset}: {record['files']} files, {record['bytes']} bytes in {args.out}")
+    if record["skipped"]:
+        entries = "entry" if record["skipped"] == 1 else "entries"
+        print(f"tinyrs: {record['skipped']} {entries} of the mirror skipped, links and special files are never "
+              f"followed or copied: {', '.join(record['skipped_examples'])} (see {args.out}/.complete)",
+              file=sys.stderr)
     return 0
 
 
