@@ -113,3 +113,102 @@ def test_unpacking_refuses_to_follow_a_link_in_the_output(mirror, tmp_path, caps
     assert "loveda-000000.tar: member 'a.jpg'" in capsys.readouterr().err
     assert (tmp_path / "victim.txt").read_text() == "precious"
     assert not (out / ".complete").exists()
+
+
+# 5. Empty in, success out.
+
+def test_a_zero_byte_list_fails_and_leaves_no_report(tmp_path, root, capsys):
+    raw = tmp_path / "raw.json"
+    raw.write_bytes(b"")
+    assert correct(raw, root, tmp_path / "out") == 2
+    assert f"{raw}: byte 0, record 0: expected a JSON array" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_an_empty_list_fails_unless_empty_lists_are_allowed(tmp_path, root, capsys):
+    raw = write_list(tmp_path / "raw.json", [])
+    assert correct(raw, root, tmp_path / "out") == 2
+    assert f"{raw}: the list holds no records" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "report.json").exists()
+    assert correct(raw, root, tmp_path / "out", "--allow-empty") == 0
+
+
+def test_a_list_whose_every_record_is_rejected_fails(tmp_path, root, capsys):
+    """The wrong image root: every image is missing."""
+    raw = write_list(tmp_path / "raw.json", [record(i % 2) for i in range(20)])
+    out = tmp_path / "out"
+    assert correct(raw, tmp_path, out) == 2
+    err = capsys.readouterr().err
+    assert f"{raw}: 20 of 20 records rejected (100.0%" in err and "missing_image: 20" in err
+    assert files_under(out) == {"rejects.jsonl"}  # the reasons stay; nothing that looks complete
+    assert len(read_jsonl(out / "rejects.jsonl")) == 20
+
+
+def test_a_rejected_fraction_above_the_threshold_fails_the_stage(tmp_path, root, capsys):
+    records = [record(i % 2, conversations=[human(f"<image>\nq{i}"), gpt("a")]) for i in range(18)]
+    raw = write_list(tmp_path / "raw.json", records + [record(5, image="gone.jpg"), "not a record"])
+    assert correct(raw, root, tmp_path / "out") == 2  # 10% > the default 5%
+    assert "2 of 20 records rejected (10.0% > max_rejected_fraction 5.0%" in capsys.readouterr().err
+    assert correct(raw, root, tmp_path / "out", "--max-rejected-fraction", "0.1") == 0
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["kept"] == 18
+
+
+def test_duplicates_do_not_count_as_bad_data(tmp_path, root):
+    """Published lists are oversampled: repeated records are dropped, not a sign that the data went bad."""
+    raw = write_list(tmp_path / "raw.json", [record(0), record(1)] * 5)
+    report = correct_list(raw, root, "exists", tmp_path / "out")
+    assert report["kept"] == 2 and report["rejected"]["duplicate"] == 8
+
+
+def test_oversample_fails_on_an_empty_input_and_leaves_no_manifest(tmp_path, root, capsys):
+    raw = write_list(tmp_path / "raw.json", [])
+    corrected, final = tmp_path / "corrected", tmp_path / "final"
+    assert correct(raw, root, corrected, "--allow-empty") == 0
+    final.mkdir()
+    for stale in ("list.json", "manifest.parquet", "report.json"):  # a finished earlier run
+        (final / stale).write_text("old")
+    argv = ["data", "oversample", "--in-dir", str(corrected), "--seed", "0", "--out-dir", str(final)]
+    assert main(argv) == 2
+    assert "no records to write" in capsys.readouterr().err
+    assert files_under(final) == set()
+    assert main([*argv, "--allow-empty"]) == 0
+
+
+def test_oversample_factors_that_keep_nothing_fail(tmp_path, root, capsys):
+    raw = write_list(tmp_path / "raw.json", [record(0), record(1)])
+    corrected = tmp_path / "corrected"
+    assert correct(raw, root, corrected) == 0
+    assert main(["data", "oversample", "--in-dir", str(corrected), "--factors", '{"default": 0}', "--seed", "0",
+                 "--out-dir", str(tmp_path / "final")]) == 2
+    assert "0 of 2 records" in capsys.readouterr().err
+    assert not (tmp_path / "final" / "manifest.parquet").exists()
+
+
+def test_the_config_carries_the_thresholds_to_the_data_stages(repo_root, monkeypatch):
+    from tinyrs.config import ConfigError, all_stage_settings, load_config
+
+    monkeypatch.chdir(repo_root)
+    settings = all_stage_settings(load_config(["config.yaml"]))
+    assert {key: settings["data-sft"][key] for key in ("max_rejected_fraction", "allow_empty")} == {
+        "max_rejected_fraction": 0.05, "allow_empty": False}
+    with pytest.raises(ConfigError, match="data.max_rejected_fraction"):
+        load_config(["config.yaml"], {"data": {"max_rejected_fraction": 1.5}})
+    rules = (repo_root / "rules" / "data.smk").read_text()
+    assert "--max-rejected-fraction {params.max_rejected_fraction} {params.allow_empty}" in rules
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ('[{"id": 1}]'.encode("utf-16"), "invalid UTF-8"),
+        (b'{"id": 1}', "expected a JSON array"),
+        (b'[{"id": 1}] trailing', "unexpected data after the closing"),
+    ],
+)
+def test_malformed_lists_fail_the_command_naming_the_file(tmp_path, root, capsys, data, message):
+    raw = tmp_path / "raw.json"
+    raw.write_bytes(data)
+    assert correct(raw, root, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert f"tinyrs: {raw}: byte " in err and message in err
+    assert not (tmp_path / "out" / "report.json").exists()

@@ -17,6 +17,7 @@ import yaml
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 TRAIN_STAGES = ("pretrain", "sft", "cot")
 MODEL_STAGES = ("base", *TRAIN_STAGES, "grpo")
+DATA_CHECKS = ("check_images", "max_rejected_fraction", "allow_empty")  # data.* keys every list's settings carry
 
 
 class ConfigError(ValueError):
@@ -166,7 +167,7 @@ def all_stage_settings(config: dict) -> dict[str, dict]:
     for stage in config["eval"]["stages"]:
         settings[f"eval-{stage}"] = eval_settings(config, stage)
     for name, spec in config["data"]["lists"].items():
-        settings[f"data-{name}"] = {**spec, "check_images": config["data"]["check_images"]}
+        settings[f"data-{name}"] = {**spec, **{key: config["data"][key] for key in DATA_CHECKS}}
     return settings
 
 

@@ -24,6 +24,10 @@ REASONS = (
     "corrupt_image",          # the image file exists but does not decode
     "duplicate",              # same images and conversations as an earlier record
 )
+# A list with more than this fraction of its records rejected for a defect went bad (data.max_rejected_fraction).
+# Duplicates are no defect: the published lists are oversampled.
+MAX_REJECTED_FRACTION = 0.05
+NOT_DEFECTS = ("duplicate",)
 ROLES = ("human", "gpt")
 _WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[/\\]")
 
