@@ -212,3 +212,44 @@ def test_malformed_lists_fail_the_command_naming_the_file(tmp_path, root, capsys
     err = capsys.readouterr().err
     assert f"tinyrs: {raw}: byte " in err and message in err
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+# 6. A lone surrogate crashed `data correct` and passed `data validate`.
+
+SURROGATE = "\ud800"  # json.dumps writes it as the escape \ud800, as in the reviewer's list
+
+
+def surrogate_records() -> list:
+    dropped_key = record(5)
+    dropped_key["note" + SURROGATE] = 1
+    return [
+        record(0, conversations=[human("<image>\nq"), gpt("water" + SURROGATE)]),
+        record(1, id="r" + SURROGATE),
+        record(2, source="UCM" + SURROGATE),
+        record(3, image="img" + SURROGATE + ".jpg"),
+        dropped_key,
+        record(0, conversations=[human("<image>\nq"), gpt("satellite \U0001F6F0")]),  # an escaped pair is fine
+    ]
+
+
+def test_a_lone_surrogate_is_a_counted_reject_in_correct(tmp_path, root):
+    raw = tmp_path / "raw.json"
+    raw.write_text(json.dumps(surrogate_records()), encoding="ascii")
+    assert "\\ud800" in raw.read_text()
+    report = correct_list(raw, root, "exists", tmp_path / "out", max_rejected_fraction=1)
+    rejects = read_jsonl(tmp_path / "out" / "rejects.jsonl")
+    assert report["rejected"]["invalid_unicode"] == 5 and report["kept"] == 1
+    assert [item["index"] for item in rejects] == [0, 1, 2, 3, 4]
+    assert {item["reason"] for item in rejects} == {"invalid_unicode"}
+    assert rejects[0]["detail"] == "conversations[1].value: lone surrogate '\\ud800' at character 5: not valid Unicode"
+    assert [item["detail"].split(":")[0] for item in rejects[1:4]] == ["id", "source_dataset", "image"]
+    assert rejects[4]["detail"] == "the key 'note\\ud800' holds a lone surrogate '\\ud800': not valid Unicode"
+
+
+def test_validate_reports_a_lone_surrogate(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_text(json.dumps(surrogate_records()), encoding="ascii")
+    found = list(validate_list(path))
+    assert [reason for reason, _ in found] == ["invalid_unicode"] * 5
+    assert found[0][1] == f"{path}: record 0: conversations[1].value: lone surrogate '\\ud800' at character 5: " \
+                          "not valid Unicode"
