@@ -115,6 +115,52 @@ def test_unpacking_refuses_to_follow_a_link_in_the_output(mirror, tmp_path, caps
     assert not (out / ".complete").exists()
 
 
+# 4. Image links escaped the image root.
+
+def rejects_of(tmp_path: Path, records: list, root: Path, check: str) -> tuple[dict, list[dict]]:
+    out = tmp_path / f"out-{check}"
+    report = correct_list(write_list(tmp_path / "raw.json", records), root, check, out, max_rejected_fraction=1)
+    return report, read_jsonl(out / "rejects.jsonl")
+
+
+@pytest.mark.parametrize("check", ["exists", "decode"])
+def test_a_link_to_etc_passwd_in_the_image_root_is_rejected(tmp_path, root, check):
+    (root / "UCM" / "passwd.jpg").symlink_to("/etc/passwd")
+    report, rejects = rejects_of(tmp_path, [record(0), record(1, image="passwd.jpg")], root, check)
+    assert report["kept"] == 1 and [item["index"] for item in rejects] == [1]
+    assert rejects[0]["reason"] == "unsafe_path" and "is a link to '/etc/passwd'" in rejects[0]["detail"]
+
+
+@pytest.mark.parametrize("check", ["none", "exists", "decode"])
+def test_a_linked_folder_leading_to_etc_is_rejected(tmp_path, root, check):
+    (root / "outside").symlink_to("/etc")
+    report, rejects = rejects_of(tmp_path, [record(0), record(1, source=None, image="outside/passwd")], root, check)
+    assert report["kept"] == 1 and rejects[0]["index"] == 1 and rejects[0]["reason"] == "unsafe_path"
+    assert "'outside' is a link to '/etc'" in rejects[0]["detail"]
+
+
+@pytest.mark.parametrize("check", ["exists", "decode"])
+def test_a_link_to_a_real_image_outside_the_root_is_rejected(tmp_path, root, check):
+    elsewhere = make_image_root(tmp_path / "elsewhere", {"UCM": 1})
+    (root / "UCM" / "borrowed.jpg").symlink_to(elsewhere / "UCM" / "img0.jpg")
+    report, rejects = rejects_of(tmp_path, [record(0), record(1, image="borrowed.jpg")], root, check)
+    assert report["kept"] == 1 and rejects[0]["reason"] == "unsafe_path"
+
+
+def test_a_link_that_stays_inside_the_image_root_is_followed(tmp_path, root):
+    (root / "UCM" / "alias.jpg").symlink_to("img0.jpg")
+    report, rejects = rejects_of(tmp_path, [record(1), record(0, image="alias.jpg")], root, "decode")
+    assert rejects == [] and report["kept"] == 2
+
+
+def test_validate_reports_an_image_link_leaving_the_root(tmp_path, root):
+    (root / "UCM" / "passwd.jpg").symlink_to("/etc/passwd")
+    path = write_list(tmp_path / "list.json", [{**record(0, source=None, image="UCM/passwd.jpg")}])
+    found = list(validate_list(path, root))
+    assert [reason for reason, _ in found] == ["unsafe_path"]
+    assert "record 0: image: 'UCM/passwd.jpg' leaves the image root" in found[0][1]
+
+
 # 5. Empty in, success out.
 
 def test_a_zero_byte_list_fails_and_leaves_no_report(tmp_path, root, capsys):
