@@ -299,3 +299,21 @@ def test_validate_reports_a_lone_surrogate(tmp_path):
     assert [reason for reason, _ in found] == ["invalid_unicode"] * 5
     assert found[0][1] == f"{path}: record 0: conversations[1].value: lone surrogate '\\ud800' at character 5: " \
                           "not valid Unicode"
+
+
+# 8. One huge record cost 10x the memory of the whole run.
+
+def test_a_huge_string_is_skipped_as_too_long_without_tokenising_it(tiny_model_dir, monkeypatch):
+    from tinyrs.model.load import load_processor
+    from tinyrs.sft.batching import SampleEncoder
+
+    encoder = SampleEncoder(load_processor(tiny_model_dir), None, max_length=1024)
+    short = {"images": [], "conversations": [human("hi"), gpt("ok")]}
+    assert encoder(short) is not None
+
+    def render_refused(*args, **kwargs):
+        raise AssertionError("a sample that cannot fit was rendered and tokenised")
+
+    monkeypatch.setattr("tinyrs.chat.render", render_refused)
+    huge = {"images": [], "conversations": [human("describe"), gpt("x" * (50 << 20))]}
+    assert encoder(huge) is None and encoder.skipped_too_long == 1
