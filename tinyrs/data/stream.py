@@ -32,7 +32,11 @@ _FIRST_KEY = re.compile(r'\[[ \t\n\r]*(\{[ \t\n\r]*"(?:[^"\\]|\\.)*"[ \t\n\r]*:)
 _DECODER = json.JSONDecoder()
 _NUMBER_CHARS = frozenset("0123456789.eE+-")
 _LONGEST_TOKEN = 6  # 'false' or a \uXXXX escape: a token cut at the buffer end starts this close to it
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # may also match after an escaped backslash: then checked
+# A surrogate escape not in a high-low pair (a pair, how ASCII-only JSON writes an emoji, decodes to one character).
+# It may also match text after an escaped backslash: a match is only a reason to look at the parsed value.
+_LONE_SURROGATE_ESCAPE = re.compile(  # starts with a literal, so the scan is a fast prefix search
+    r"\\u[dD](?:[89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD])[c-fC-F])"
+)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -59,11 +63,7 @@ class InvalidText(NamedTuple):
 
 
 def invalid_text(value: Any) -> InvalidText | None:
-    """Where ``value`` (parsed JSON) holds a string that is not valid Unicode, or None.
-
-    Pairs of surrogate escapes (how ASCII-only JSON writes an emoji) decode to one character; only a
-    surrogate left alone stays one, and it cannot be encoded as UTF-8.
-    """
+    """Where ``value`` (parsed JSON) holds a string that is not valid Unicode (a lone surrogate), or None."""
     stack = [("", value)]
     while stack:
         where, item = stack.pop()
@@ -165,9 +165,9 @@ class _TextWindow:
             return value
 
     def _escapes_surrogate(self, start: int, end: int) -> bool:
-        """Whether ``text[start:end]`` holds a surrogate escape: one regex scan per chunk, not one per value."""
+        """Whether ``text[start:end]`` holds a lone surrogate escape: one regex scan per chunk, not one per value."""
         if self._next_escape is None or self._next_escape < start:
-            found = _SURROGATE_ESCAPE.search(self.text, start)
+            found = _LONE_SURROGATE_ESCAPE.search(self.text, start)
             self._next_escape = found.start() if found else len(self.text)
         return self._next_escape < end
 
