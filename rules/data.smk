@@ -4,6 +4,7 @@ import json
 
 DEMO = config["demo_world"]
 MIRROR = f"{WORK}/demo-hub" if DEMO else config["hub"]["mirror"]
+ALLOW_EMPTY = "--allow-empty" if config["data"]["allow_empty"] else ""
 
 
 if DEMO:
@@ -57,11 +58,14 @@ rule correct_list:
         list_file=lambda wc: f"{hub_dir(config['data']['lists'][wc.name]['dataset'])}/{config['data']['lists'][wc.name]['file']}",
         image_root=lambda wc: hub_dir(config["data"]["lists"][wc.name]["dataset"]),
         check=config["data"]["check_images"],
+        max_rejected_fraction=config["data"]["max_rejected_fraction"],
+        allow_empty=ALLOW_EMPTY,
     log:
         log_file("correct_{name}"),
     shell:
-        "tinyrs data correct --list {params.list_file} --image-root {params.image_root} "
-        "--check {params.check} --workers {threads} --out-dir {WORK}/data/{wildcards.name}/corrected > {log} 2>&1"
+        "tinyrs data correct --list {params.list_file} --image-root {params.image_root} --check {params.check} "
+        "--max-rejected-fraction {params.max_rejected_fraction} {params.allow_empty} "
+        "--workers {threads} --out-dir {WORK}/data/{wildcards.name}/corrected > {log} 2>&1"
 
 
 def oversampling(name):
@@ -78,8 +82,9 @@ rule oversample_list:
     params:
         factors=lambda wc: json.dumps(oversampling(wc.name)),
         seed=lambda wc: oversampling(wc.name)["seed"],
+        allow_empty=ALLOW_EMPTY,
     log:
         log_file("oversample_{name}"),
     shell:
         "tinyrs data oversample --in-dir {WORK}/data/{wildcards.name}/corrected --factors '{params.factors}' "
-        "--seed {params.seed} --out-dir {WORK}/data/{wildcards.name} > {log} 2>&1"
+        "--seed {params.seed} {params.allow_empty} --out-dir {WORK}/data/{wildcards.name} > {log} 2>&1"

@@ -1,7 +1,9 @@
 """Small raw VHM lists and image roots for the data-stage tests (tests/test_data_*.py)."""
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from pathlib import Path
 
 from PIL import Image
@@ -47,3 +49,16 @@ def files_under(path: Path) -> set[str]:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def shard(path: Path, members: dict[str, bytes], kind: bytes = tarfile.REGTYPE) -> Path:
+    """A webdataset-like ``.tar`` holding ``members`` (name -> bytes); ``kind=SYMTYPE`` makes them links."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.size = kind, len(data)
+            if kind == tarfile.SYMTYPE:
+                info.linkname, info.size = "/etc/passwd", 0
+            archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+    return path

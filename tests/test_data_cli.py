@@ -18,7 +18,7 @@ def test_correct_oversample_validate(tmp_path, capsys):
     corrected, final = tmp_path / "corrected", tmp_path / "final"
 
     assert main(["data", "correct", "--list", str(raw), "--image-root", str(root), "--check", "decode",
-                 "--out-dir", str(corrected)]) == 0
+                 "--max-rejected-fraction", "0.2", "--out-dir", str(corrected)]) == 0
     assert "read 9, kept 8, rejected {'missing_conversations': 1}" in capsys.readouterr().out
     assert main(["data", "oversample", "--in-dir", str(corrected), "--factors", str(factors), "--seed", "3",
                  "--out-dir", str(final)]) == 0

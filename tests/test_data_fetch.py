@@ -1,30 +1,18 @@
 """tinyrs data fetch: allow patterns, mirror links, shard unpacking, .complete, the Hub path offline."""
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 from pathlib import Path
 
 import pytest
+from data_fixtures import shard
 
 from tinyrs.cli import main
 from tinyrs.data.fetch import COMPLETE, FetchError, fetch_dataset, matches
 from tinyrs.io import DataError
 
 PATTERNS = ["list_pretrain.json", "*/*.tar"]
-
-
-def shard(path: Path, members: dict[str, bytes], kind: bytes = tarfile.REGTYPE) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.type, info.size = kind, len(data)
-            if kind == tarfile.SYMTYPE:
-                info.linkname, info.size = "/etc/passwd", 0
-            archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
-    return path
 
 
 @pytest.fixture()

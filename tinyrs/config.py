@@ -22,6 +22,7 @@ SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 TRAIN_STAGES = ("pretrain", "sft", "cot")
 MODEL_STAGES = ("base", *TRAIN_STAGES, "grpo")
 API_KEY_SUFFIX = "_API_KEY"  # grpo.judge.api_key_env must end so, or be listed in grpo.judge.allowed_key_envs
+DATA_CHECKS = ("check_images", "max_rejected_fraction", "allow_empty")  # data.* keys every list's settings carry
 
 
 class ConfigError(ValueError):
@@ -281,7 +282,7 @@ def all_stage_settings(config: dict) -> dict[str, dict]:
     for stage in config["eval"]["stages"]:
         settings[f"eval-{stage}"] = eval_settings(config, stage)
     for name, spec in config["data"]["lists"].items():
-        settings[f"data-{name}"] = {**spec, "check_images": config["data"]["check_images"]}
+        settings[f"data-{name}"] = {**spec, **{key: config["data"][key] for key in DATA_CHECKS}}
     return settings
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tinyrs.data.records import MAX_REJECTED_FRACTION
+
 
 def _fetch(args: argparse.Namespace) -> int:
     from tinyrs.data.fetch import FetchError, fetch_dataset
@@ -16,13 +18,19 @@ def _fetch(args: argparse.Namespace) -> int:
         print(f"tinyrs: {err}", file=sys.stderr)
         return 2
     print(f"{args.dataset}: {record['files']} files, {record['bytes']} bytes in {args.out}")
+    if record["skipped"]:
+        entries = "entry" if record["skipped"] == 1 else "entries"
+        print(f"tinyrs: {record['skipped']} {entries} of the mirror skipped, links and special files are never "
+              f"followed or copied: {', '.join(record['skipped_examples'])} (see {args.out}/.complete)",
+              file=sys.stderr)
     return 0
 
 
 def _correct(args: argparse.Namespace) -> int:
     from tinyrs.data.correct import correct_list
 
-    report = correct_list(args.list, args.image_root, args.check, args.out_dir, workers=args.workers)
+    report = correct_list(args.list, args.image_root, args.check, args.out_dir, workers=args.workers,
+                          max_rejected_fraction=args.max_rejected_fraction, allow_empty=args.allow_empty)
     rejected = {reason: count for reason, count in report["rejected"].items() if count}
     print(f"{args.list}: read {report['read']}, kept {report['kept']}, rejected {rejected or 0}")
     return 0
@@ -31,7 +39,7 @@ def _correct(args: argparse.Namespace) -> int:
 def _oversample(args: argparse.Namespace) -> int:
     from tinyrs.data.oversample import load_factors, oversample
 
-    report = oversample(args.in_dir, load_factors(args.factors), args.seed, args.out_dir)
+    report = oversample(args.in_dir, load_factors(args.factors), args.seed, args.out_dir, allow_empty=args.allow_empty)
     print(f"{args.in_dir}: {report['records_before']} -> {report['records_after']} records in {args.out_dir}")
     return 0
 
@@ -46,6 +54,18 @@ def _validate(args: argparse.Namespace) -> int:
             print("tinyrs data validate: --reasoning-tags needs two names, e.g. reasoning,answer", file=sys.stderr)
             return 2
     return run_validate(args.list, args.image_root, tags, args.max_errors)
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1, got {text}")
+    return value
+
+
+def _allow_empty_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="an empty output is not an error (config: data.allow_empty)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,6 +90,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     correct.add_argument(
         "--workers", type=int, help="worker processes for lists above 16 MB (default: the CPU count, at most 8)"
     )
+    correct.add_argument(
+        "--max-rejected-fraction", type=_fraction, default=MAX_REJECTED_FRACTION,
+        help="fail when more of the records are rejected for a defect, duplicates aside "
+             "(config: data.max_rejected_fraction; default %(default)s)",
+    )
+    _allow_empty_option(correct)
     correct.set_defaults(func=_correct)
 
     oversample = commands.add_parser("oversample", help="repeat/subsample per source, shuffle, write the manifest")
@@ -79,6 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     oversample.add_argument("--seed", type=int, required=True)
     oversample.add_argument("--out-dir", required=True)
+    _allow_empty_option(oversample)
     oversample.set_defaults(func=_oversample)
 
     validate = commands.add_parser("validate", help="report schema problems of a list (exit 1 if any)")

@@ -10,6 +10,11 @@ the image root), ``corrected.arrow`` (per record: its source, its images and whe
 corrected.json, so that ``tinyrs data oversample`` never parses JSON in Python), ``rejects.jsonl``, and
 ``report.json``, written last: its presence means the other three are complete.
 
+A list whose data went bad fails instead (``check_outcome``): one with no records (unless empty lists are
+allowed), or with more than ``max_rejected_fraction`` of its records rejected for a defect (a wrong image
+root rejects them all). Duplicates are not defects: the published lists are oversampled. A failed run
+leaves only ``rejects.jsonl``, to say why.
+
 Speed: the per-record work is Python (25-30 us a record on a slow core), so a list larger than one
 segment is cut into byte ranges read by worker processes (``stream.ArrayReader``); the main process
 checks that the ranges join up, drops duplicates across them and writes the outputs in record order.
@@ -35,9 +40,11 @@ import pyarrow.compute as pc
 from tinyrs.chat import IMAGE_PLACEHOLDER
 from tinyrs.data.images import ImageTree, decode_problem
 from tinyrs.data.manifest import IMAGES_TYPE
-from tinyrs.data.records import REASONS, Problem, image_list, image_tag_problem, structure_problem
+from tinyrs.data.records import (
+    MAX_REJECTED_FRACTION, NOT_DEFECTS, REASONS, Problem, image_list, image_tag_problem, structure_problem,
+)
 from tinyrs.data.stream import ArrayError, ArrayReader, element_start
-from tinyrs.io import atomic_open, write_json
+from tinyrs.io import DataError, atomic_open, write_json
 
 CHECKS = ("none", "exists", "decode")
 FIXES = ("image_tag_added", "image_folder_added", "image_folder_respelled", "image_path_normalized")
@@ -359,8 +366,8 @@ def _segments_in_order(path: str, tree: ImageTree, check: str, workers: int, seg
             guesses = _guessed_segments(pool, path, bounds, element_start(path), check, workers)
         expected: int | None = 0  # where the next segment must start; None once the array has ended
         for stop, guess in zip(bounds, guesses):
-            if expected is None or expected >= stop:
-                continue  # the array ended before, or one record spans this whole range
+            if expected is None or expected >= stop > 0:
+                continue  # the array ended before, or one record spans this whole range (an empty file is read)
             trusted = guess is not None and (
                 guess.start == expected == 0 or (guess.error is None and guess.first_offset == expected)
             )
@@ -382,11 +389,33 @@ def _guessed_segments(
         yield pending.pop(0).result()
 
 
+def check_outcome(report: dict, rejects: Path, max_rejected_fraction: float, allow_empty: bool) -> None:
+    """Raise ``DataError`` when the list went bad: too many records rejected for a defect, or none kept."""
+    read, kept = report["read"], report["kept"]
+    defects = {reason: count for reason, count in report["rejected"].items() if count and reason not in NOT_DEFECTS}
+    rejected = sum(defects.values())
+    if read and rejected / read > max_rejected_fraction:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(defects.items()))
+        raise DataError(
+            f"{report['list']}: {rejected} of {read} records rejected ({rejected / read:.1%} > max_rejected_fraction "
+            f"{max_rejected_fraction:.1%}; {reasons}) -- wrong image root or damaged data? Each record's reason is "
+            f"in {rejects}; raise data.max_rejected_fraction (--max-rejected-fraction) if this is expected"
+        )
+    if not kept and not allow_empty:
+        what = "the list holds no records" if not read else f"no record kept of {read}"
+        raise DataError(f"{report['list']}: {what}; set data.allow_empty (--allow-empty) if this is expected")
+
+
 def correct_list(
     list_path: str | os.PathLike, image_root: str | os.PathLike, check: str, out_dir: str | os.PathLike,
     workers: int | None = None, segment_bytes: int = SEGMENT_BYTES,
+    max_rejected_fraction: float = MAX_REJECTED_FRACTION, allow_empty: bool = False,
 ) -> dict:
-    """Correct ``list_path`` into ``out_dir``; returns the report (also written to report.json)."""
+    """Correct ``list_path`` into ``out_dir``; returns the report (also written to report.json).
+
+    Raises ``DataError`` when the list is unreadable or went bad (``check_outcome``); a list that went bad
+    leaves ``rejects.jsonl`` alone in ``out_dir``.
+    """
     if check not in CHECKS:
         raise ValueError(f"check must be one of {CHECKS}, got {check!r}")
     list_path, out_dir = Path(list_path), Path(out_dir)
@@ -401,5 +430,11 @@ def correct_list(
             writer.add(segment)
         list_bytes = writer.close()
     result = {**report.as_dict(), "list_bytes": list_bytes}
+    try:
+        check_outcome(result, out_dir / REJECTS, max_rejected_fraction, allow_empty)
+    except DataError:
+        (out_dir / CORRECTED_JSON).unlink()
+        (out_dir / CORRECTED_ARROW).unlink()
+        raise
     write_json(out_dir / REPORT, result)
     return result

@@ -2,6 +2,11 @@
 
 The index is built once with ``os.scandir`` (one call per folder), never a ``stat`` per record: the
 real roots hold millions of images on network file systems.
+
+Links are followed only where they stay under the root (their real path is inside it). A link leading out,
+to a file or a folder, is left out of the index and remembered, so that a record naming an image through
+it is refused as ``unsafe_path`` under every ``check_images`` mode: with ``exists`` and ``decode`` anywhere
+in the tree, with ``none`` (which lists only the top level of the root) at the top level.
 """
 from __future__ import annotations
 
@@ -19,7 +24,9 @@ class ImageTree:
 
     def __init__(self, root: str | os.PathLike, index_files: bool):
         self.root = Path(root).absolute()
+        self._real_root = os.path.realpath(self.root)
         self.files: set[str] | None = set() if index_files else None
+        self.links_out: dict[str, str] = {}  # links leading out of the root: relative path -> real path
         self._folders: dict[str, list[str]] = {}
         self._spellings: dict[str, list[str]] = {}
         self._prefix_cache: dict[tuple[str, bool], list[tuple[str, tuple[str, ...]]]] = {}
@@ -29,7 +36,7 @@ class ImageTree:
             return
         with os.scandir(self.root) as entries:
             for entry in entries:
-                if entry.is_dir() and not entry.name.startswith("."):
+                if not entry.name.startswith(".") and self._stays_inside(entry, entry.name) and entry.is_dir():
                     self._folders.setdefault(entry.name.casefold(), []).append(entry.name)
         if index_files:
             self._index_files()
@@ -42,7 +49,7 @@ class ImageTree:
             prefix, directory = stack.pop()
             with os.scandir(directory) as entries:
                 for entry in entries:
-                    if entry.name.startswith("."):
+                    if entry.name.startswith(".") or not self._stays_inside(entry, prefix + entry.name):
                         continue
                     if entry.is_dir():
                         status = entry.stat()
@@ -51,6 +58,28 @@ class ImageTree:
                             stack.append((prefix + entry.name + "/", entry.path))
                     elif entry.is_file():  # not a broken link
                         self.files.add(prefix + entry.name)
+
+    def _stays_inside(self, entry: os.DirEntry, relative: str) -> bool:
+        """Whether ``entry`` is no link, or a link whose real path is under the root (else remembered)."""
+        if not entry.is_symlink():
+            return True
+        target = os.path.realpath(entry.path)
+        if os.path.commonpath([target, self._real_root]) == self._real_root:
+            return True
+        self.links_out[relative] = target
+        return False
+
+    def link_out_problem(self, path: str) -> Problem | None:
+        """``unsafe_path`` when ``path`` (relative to the root) or a folder above it is a link leading out."""
+        if not self.links_out:
+            return None
+        parts = path.split("/")
+        for depth in range(1, len(parts) + 1):
+            link = "/".join(parts[:depth])
+            if link in self.links_out:
+                return Problem("unsafe_path", "image", f"{path!r} leaves the image root: {link!r} is a link to "
+                                                       f"{self.links_out[link]!r}")
+        return None
 
     def spellings(self, name: str) -> list[str]:
         """Existing top-level folders that ``name`` may mean, best first: exact, other case, alias."""
@@ -103,13 +132,18 @@ class ImageTree:
             groups.append(([("", ())], parts[0]))
         if self.files is None:
             prefixes, rest = groups[0]
-            return prefixes[0][0] + rest, normalized + prefixes[0][1]
+            path = prefixes[0][0] + rest
+            return self.link_out_problem(path) or (path, normalized + prefixes[0][1])
         for prefixes, rest in groups:
             for prefix, fixes in prefixes:
                 if prefix + rest in self.files:
                     return prefix + rest, normalized + fixes
-        tried = ", ".join(prefix + rest for prefixes, rest in groups for prefix, _ in prefixes)
-        return Problem("missing_image", "image", f"{raw!r} not found under {self.root} (tried {tried})")
+        tried = [prefix + rest for prefixes, rest in groups for prefix, _ in prefixes]
+        for path in tried:
+            problem = self.link_out_problem(path)
+            if problem:
+                return problem
+        return Problem("missing_image", "image", f"{raw!r} not found under {self.root} (tried {', '.join(tried)})")
 
 
 def decode_problem(path: str) -> str | None:

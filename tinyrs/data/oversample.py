@@ -4,7 +4,9 @@ Factors are per source (``source_dataset``, else the image's sub-folder), with a
 sources. A factor ``f`` gives every record ``floor(f)`` copies plus one more copy for a seeded random
 ``round(frac(f) * n)`` of the source's ``n`` records: 2.5 doubles and adds half, 0.3 keeps 30%.
 Without factors the list is copied unchanged (same order); with factors the output is shuffled.
-Everything depends only on the input and the seed.
+Everything depends only on the input and the seed. No records to write (an empty input, or factors that
+keep nothing) is an error unless empty lists are allowed; the outputs of an earlier run are removed
+first, so a failure leaves none that look complete.
 
 No Python code touches single records: ``tinyrs data correct`` left each record's source, images and
 the place of its JSON text in corrected.json in ``corrected.arrow``. Output rows go through an external
@@ -199,10 +201,13 @@ def _write_manifest(buckets: _Buckets, path: Path, schema: pa.Schema) -> None:
 
 def oversample(
     in_dir: str | os.PathLike, factors: dict | None, seed: int, out_dir: str | os.PathLike,
-    bucket_bytes: int = BUCKET_BYTES,
+    bucket_bytes: int = BUCKET_BYTES, allow_empty: bool = False,
 ) -> dict:
     """Oversample the output of ``tinyrs data correct`` in ``in_dir`` into ``out_dir``; returns the report."""
     in_dir, out_dir = Path(in_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for output in (REPORT, MANIFEST, LIST_JSON):  # report.json marks a complete run; the manifest feeds training
+        (out_dir / output).unlink(missing_ok=True)
     factors = check_factors(factors)
     if factors is not None and factors.get("seed", seed) != seed:
         raise DataError(f"oversample: the factors' seed {factors['seed']} differs from --seed {seed}")
@@ -212,8 +217,6 @@ def oversample(
     records_path, texts_path = in_dir / CORRECTED_ARROW, in_dir / CORRECTED_JSON
     if texts_path.stat().st_size != corrected["list_bytes"]:
         raise DataError(f"{texts_path}: changed since `tinyrs data correct` wrote it (size differs from {REPORT})")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / REPORT).unlink(missing_ok=True)  # report.json marks a complete run
 
     sources = _read_sources(records_path)
     if len(sources) != corrected["kept"]:
@@ -223,6 +226,11 @@ def oversample(
     rng = np.random.default_rng(seed)
     copies = plan_copies(codes, names, factors, rng)
     total = int(copies.sum())
+    if not total and not allow_empty:
+        raise DataError(
+            f"{in_dir}: no records to write (0 of {len(codes)} records left by the factors {factors}); "
+            "set data.allow_empty (--allow-empty) if this is expected"
+        )
     positions = np.arange(total) if factors is None else rng.permutation(total)
     entry_starts = np.concatenate([[0], np.cumsum(copies)])
 

@@ -10,10 +10,12 @@ import re
 from typing import Any, NamedTuple
 
 from tinyrs.chat import IMAGE_PLACEHOLDER
+from tinyrs.data.stream import InvalidText
 
 # Every reason a record can be rejected or reported for; report.json counts each of them.
 REASONS = (
     "bad_json_type",          # the array element is not an object
+    "invalid_unicode",        # a string (or key) holds a lone surrogate, e.g. the JSON escape \ud800 alone
     "missing_conversations",  # no `conversations` field
     "bad_field_type",         # a field has the wrong type (conversations, a turn, from/value, image, source_dataset)
     "odd_turns",              # empty or odd number of turns
@@ -24,6 +26,10 @@ REASONS = (
     "corrupt_image",          # the image file exists but does not decode
     "duplicate",              # same images and conversations as an earlier record
 )
+# A list with more than this fraction of its records rejected for a defect went bad (data.max_rejected_fraction).
+# Duplicates are no defect: the published lists are oversampled.
+MAX_REJECTED_FRACTION = 0.05
+NOT_DEFECTS = ("duplicate",)
 ROLES = ("human", "gpt")
 _WINDOWS_DRIVE = re.compile(r"[A-Za-z]:[/\\]")
 
@@ -44,6 +50,8 @@ def structure_problem(record: Any) -> Problem | None:
     Called once per record of lists with millions of them: one pass, cheap checks first.
     """
     if not isinstance(record, dict):
+        if isinstance(record, InvalidText):  # what the list reader yields in place of such a record
+            return Problem("invalid_unicode", record.field, record.detail)
         return Problem("bad_json_type", "", f"expected a JSON object, got {_json_type(record)}")
     turns = record.get("conversations")
     if not isinstance(turns, list):

@@ -4,7 +4,10 @@ The real VHM lists are 1.0-1.5 GB JSON arrays; ``json.load`` turns one into seve
 objects. This reader decodes UTF-8 incrementally into a sliding text buffer and lets the C scanner
 (``json.JSONDecoder.raw_decode``) parse one element at a time. Bad input (truncated file, invalid
 UTF-8, a syntax error, a top level that is not an array) raises ``ArrayError`` (a ``DataError``)
-naming the file, the byte offset and the index of the element being read.
+naming the file, the byte offset and the index of the element being read. An element holding a string
+that is not valid Unicode (a lone surrogate, which JSON can write as the escape ``\ud800``) is yielded
+as an ``InvalidText`` saying where, never as the value: no such string reaches a caller, which could
+not write it as UTF-8.
 
 ``ArrayReader`` can also start in the middle of the file, so that several processes can each read
 a byte range: started at an arbitrary offset with ``sync`` (the text records begin with, from
@@ -18,7 +21,7 @@ import codecs
 import json
 import os
 import re
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator, NamedTuple
 
 from tinyrs.io import DataError
 
@@ -29,6 +32,12 @@ _FIRST_KEY = re.compile(r'\[[ \t\n\r]*(\{[ \t\n\r]*"(?:[^"\\]|\\.)*"[ \t\n\r]*:)
 _DECODER = json.JSONDecoder()
 _NUMBER_CHARS = frozenset("0123456789.eE+-")
 _LONGEST_TOKEN = 6  # 'false' or a \uXXXX escape: a token cut at the buffer end starts this close to it
+# A surrogate escape not in a high-low pair (a pair, how ASCII-only JSON writes an emoji, decodes to one character).
+# It may also match text after an escaped backslash: a match is only a reason to look at the parsed value.
+_LONE_SURROGATE_ESCAPE = re.compile(  # starts with a literal, so the scan is a fast prefix search
+    r"\\u[dD](?:[89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD])[c-fC-F])"
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ArrayError(DataError):
@@ -46,6 +55,35 @@ class ArrayError(DataError):
         return ArrayError(self.path, self.byte, first_index + self.index, self.what)
 
 
+class InvalidText(NamedTuple):
+    """Stands for an element holding a lone surrogate: ``field`` says where ("" for the element itself)."""
+
+    field: str
+    detail: str
+
+
+def invalid_text(value: Any) -> InvalidText | None:
+    """Where ``value`` (parsed JSON) holds a string that is not valid Unicode (a lone surrogate), or None."""
+    stack = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found:
+                return InvalidText(where, f"lone surrogate {found.group()!r} at character {found.start()}: "
+                                          "not valid Unicode")
+        elif isinstance(item, dict):
+            for key in item:
+                found = _SURROGATE.search(key)
+                if found:
+                    return InvalidText(where, f"the key {key!r} holds a lone surrogate {found.group()!r}: "
+                                              "not valid Unicode")
+            stack.extend((f"{where}.{key}" if where else key, inner) for key, inner in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{number}]", inner) for number, inner in reversed(list(enumerate(item))))
+    return None
+
+
 class _TextWindow:
     """The not-yet-parsed part of the file as text, refilled chunk by chunk, with byte bookkeeping."""
 
@@ -61,6 +99,7 @@ class _TextWindow:
         self.eof = False
         self.index = 0  # element being read, for error messages
         self._cursor = (0, start_byte)  # a text position and its byte offset, moved forward as we go
+        self._next_escape: int | None = None  # where the next surrogate escape is (len(text): none); None: unknown
 
     def byte_offset(self, pos: int | None = None) -> int:
         """Byte offset in the file of ``self.text[pos]`` (incremental: positions mostly move forward)."""
@@ -83,6 +122,7 @@ class _TextWindow:
             self._cursor = (0, self.byte_offset(self.pos))
             self.text = self.text[self.pos :]
             self.pos = 0
+        self._next_escape = None
         raw = self.handle.read(self.chunk_bytes)
         try:
             self.text += self.decoder.decode(raw, final=not raw)
@@ -106,7 +146,10 @@ class _TextWindow:
         return ArrayError(self.path, self.byte_offset(pos), self.index, what)
 
     def next_value(self) -> Any:
-        """Parse the value that starts at the window position, refilling until it is complete."""
+        """Parse the value that starts at the window position, refilling until it is complete.
+
+        A value holding a lone surrogate comes back as ``InvalidText``.
+        """
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.text, self.pos)
@@ -116,8 +159,17 @@ class _TextWindow:
                 raise self.error(f"invalid or truncated JSON ({err.msg} at byte {self.byte_offset(err.pos)})") from None
             if end >= len(self.text) - _LONGEST_TOKEN and _may_continue(value, self.text, end) and self.refill():
                 continue
-            self.pos = end
+            start, self.pos = self.pos, end
+            if self._escapes_surrogate(start, end):
+                return invalid_text(value) or value
             return value
+
+    def _escapes_surrogate(self, start: int, end: int) -> bool:
+        """Whether ``text[start:end]`` holds a lone surrogate escape: one regex scan per chunk, not one per value."""
+        if self._next_escape is None or self._next_escape < start:
+            found = _LONE_SURROGATE_ESCAPE.search(self.text, start)
+            self._next_escape = found.start() if found else len(self.text)
+        return self._next_escape < end
 
 
 class ArrayReader:

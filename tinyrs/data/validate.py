@@ -1,8 +1,9 @@
 """``tinyrs data validate``: stream a list and report every schema problem, without changing anything.
 
 Checks: the record structure (``records.structure_problem``), ``<image>`` tags against the images,
-image paths (safe, and existing when an image root is given), boxes in the gpt answers of ``{VG}``
-records (0-1000 grid, x1 < x2, y1 < y2), and, when asked, the reasoning format of every gpt answer.
+image paths (safe, and when an image root is given, existing under it through no link leading out),
+boxes in the gpt answers of ``{VG}`` records (0-1000 grid, x1 < x2, y1 < y2), and, when asked, the
+reasoning format of every gpt answer.
 """
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def record_problems(record: object, tree: ImageTree | None, answer_format: Answe
         if problem:
             yield problem._replace(field=field)
         elif tree is not None and image not in tree.files:
-            yield Problem("missing_image", field, f"{image!r} not found under {tree.root}")
+            missing = Problem("missing_image", field, f"{image!r} not found under {tree.root}")
+            yield (tree.link_out_problem(image) or missing)._replace(field=field)
     grounding = any(GROUNDING_PREFIX in turn["value"] for turn in turns[0::2])
     for number in range(1, len(turns), 2):
         text, field = turns[number]["value"], f"conversations[{number}].value"

@@ -4,8 +4,11 @@ A sample is rendered through the shared chat template (tinyrs.chat) and tokenise
 processor together with its images, so the image-token expansion respects the configured pixel limits.
 Labels cover only the assistant turns (their text and the closing ``<|im_end|>``). A sample longer
 than ``max_length`` is skipped and counted, never truncated: cutting through image tokens breaks
-the correspondence between image tokens and visual features. A record with an image that does not
-decode is skipped and counted too (``UnreadableImage``): one bad file in a million must not stop a run.
+the correspondence between image tokens and visual features. A sample whose text alone has more
+characters than ``max_length`` tokens can hold is skipped before it is rendered or tokenised: a
+single 50 MB string would otherwise cost gigabytes and minutes (``max_chars``). A record with an image
+that does not decode is skipped and counted too (``UnreadableImage``): one bad file in a million must
+not stop a run.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from tinyrs import chat
 from tinyrs.io import DataError
 
 IGNORE_INDEX = -100
+NFC_SHRINK = 3  # NFC normalisation shrinks UTF-8 text at most 3-fold (Hangul jamo: 9 bytes become 3)
 ASSISTANT_HEADER = "<|im_start|>assistant\n"
 TURN_END = "<|im_end|>"
 
@@ -70,6 +74,17 @@ def load_images(paths: list[str]):
     return images
 
 
+def max_chars(tokenizer, max_length: int) -> int:
+    """The most characters a text of ``max_length`` tokens can hold, a bound that needs no tokenising.
+
+    A token stands for at most as many UTF-8 bytes as its vocabulary entry is long (byte-level BPE writes
+    one character per byte; added tokens are written out), a character is at least one byte, and the
+    tokenizer's normaliser (NFC) shrinks text at most ``NFC_SHRINK``-fold.
+    """
+    longest_token = max(map(len, tokenizer.get_vocab()))
+    return max_length * longest_token * NFC_SHRINK
+
+
 @dataclass
 class SampleEncoder:
     """Encode one manifest record; returns None (and counts it) when it is longer than ``max_length``."""
@@ -80,13 +95,18 @@ class SampleEncoder:
     skipped_too_long: int = 0
     _header_ids: list[int] = field(default_factory=list, init=False)
     _end_id: int = field(default=0, init=False)
+    _max_chars: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         tokenizer = self.processor.tokenizer
         self._header_ids = tokenizer.encode(ASSISTANT_HEADER, add_special_tokens=False)
         self._end_id = tokenizer.convert_tokens_to_ids(TURN_END)
+        self._max_chars = max_chars(tokenizer, self.max_length)
 
     def __call__(self, record: dict) -> dict | None:
+        if sum(len(turn["value"]) for turn in record["conversations"]) > self._max_chars:
+            self.skipped_too_long += 1
+            return None
         messages = chat.to_messages(record["conversations"], self.system)
         text = chat.render(self.processor, messages, add_generation_prompt=False)
         images = load_images(record["images"]) or None
