@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+import random
 import re
 import tarfile
 from collections import Counter
@@ -18,8 +19,9 @@ from PIL import Image
 
 from tinyrs.answers import format_box, parse_boxes
 from tinyrs.cli import demo as demo_cli
-from tinyrs.data.demo_world import SUMMARY_NAME, build_demo_world, plan, write_demo_world
+from tinyrs.data.demo_world import SUMMARY_NAME, build_demo_world, content, layouts, plan, write_demo_world
 from tinyrs.data.demo_world.scenes import IMAGE_SIZE, SCENE_CLASSES, draw_scene
+from tinyrs.eval import tasks as eval_tasks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED = 0
@@ -321,10 +323,46 @@ def test_vqa_eval_answers_are_balanced(world, name, answers):
     assert set(counts) == answers and len(set(counts.values())) == 1
 
 
-def test_lhrs_bench_covers_the_question_types(world):
-    _, root, _ = world
-    types = {t for r in read(root / "scorers_datasets_eval/LHRS-Bench.json") for t in r["type"]}
-    assert len(types) >= 10
+# What each demo LHRS-Bench question asks, by the opening of its text, and the type names it must carry.
+LHRS_QUESTION_TYPES = {
+    "What type of scene": ("identity",), "Which kind of object can be seen": ("identity",),
+    "What is the main colour": ("color",), "How many": ("quantity",), "In which part": ("location",),
+    "Which kind of object is the most numerous": ("quantity",), "What kind of area": ("identity",),
+    "Is there a": ("identity",), "Which object in the image is the largest": ("area",),
+    "How is the": ("orientation",), "Judging from the objects": ("identity", "reasoning"),
+}
+
+
+def test_lhrs_type_table_is_one_table():
+    assert content.LHRS_TYPES is eval_tasks.LHRS_TYPES
+    assert eval_tasks.LHRS_TYPES[2] == "color" and eval_tasks.LHRS_TYPES[3] == "orientation"
+
+
+@pytest.mark.parametrize("kind", content.MC_KINDS, ids=lambda kind: kind.__name__)
+def test_each_multiple_choice_kind_carries_the_ids_of_its_type(kind):
+    _, (qa,) = kind(content.Asker(random.Random(5)))
+    (names,) = [names for opening, names in LHRS_QUESTION_TYPES.items() if qa.question.startswith(opening)]
+    assert [eval_tasks.LHRS_TYPES[type_id] for type_id in qa.lhrs_types] == list(names)
+
+
+def test_a_colour_question_carries_the_id_the_table_calls_colour():
+    _, (qa,) = content.mc_colour(content.Asker(random.Random(0)))
+    assert qa.question.startswith("What is the main colour")
+    assert [eval_tasks.LHRS_TYPES[type_id] for type_id in qa.lhrs_types] == ["color"]
+    assert qa.lhrs_types == (2,)
+
+
+def test_lhrs_bench_types_mean_what_the_eval_table_says(world):
+    _, root, summary = world
+    records = read(root / "scorers_datasets_eval/LHRS-Bench.json")
+    for record in records:
+        question = record["conversations"][0]["value"]
+        (names,) = [names for opening, names in LHRS_QUESTION_TYPES.items() if question.startswith(opening)]
+        assert [eval_tasks.LHRS_TYPES[t] for t in record["type"]] == list(names), question
+    types = {t for r in records for t in r["type"]}
+    assert {eval_tasks.LHRS_TYPES[t] for t in types} == {
+        "identity", "color", "quantity", "location", "area", "orientation", "reasoning"}
+    assert summary[layouts.EVAL]["lhrs_types"] == {str(k): v for k, v in eval_tasks.LHRS_TYPES.items()}
 
 
 # --- determinism and CLI ------------------------------------------------------------------------

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tinyrs.answers import option_letter
+from tinyrs.answers import option_letter, parse_boxes, split_labels, strip_boxes
+from tinyrs.grpo.rewards.boxes import detection_f1_reward, detection_reward
 from tinyrs.eval.lenient import reference_closed_match, reference_lhrs_match
 from tinyrs.eval.scoring import aggregate, ground_truth_problem, score_row, size_bucket
 from tinyrs.eval.tasks import Task
@@ -41,6 +42,15 @@ def scored(task: Task, pred: str, answer: str, **extra) -> dict:
 ])
 def test_closed_answer_strict(pred, answer, strict):
     assert scored(CLS, pred, answer)["correct"] is strict
+
+
+def test_strict_reads_the_last_answer_block():
+    # The reference reads the first block (tests/test_eval_reference.py); ours the last, the model's final word.
+    assert scored(CLS, "<answer>desert</answer><answer>forest</answer>", "forest")["correct"] is True
+    assert scored(CLS, "<answer>forest</answer><answer>desert</answer>", "forest")["correct"] is False
+    box_last = scored(VG, "<answer>[[600, 600, 700, 700]]</answer><answer>[[100, 100, 300, 300]]</answer>",
+                      "[[100, 100, 300, 300]]", size=[100, 100])
+    assert box_last["correct"] is True
 
 
 def test_unclosed_reasoning_has_no_parsed_answer():
@@ -89,6 +99,66 @@ def test_lhrs_strict_compares_letters():
     assert scored(LHRS, "forest", "B", type=[1])["correct"] is False
 
 
+# --- box forms the strict parser reads (the list in answers.parse_boxes's docstring) -----------------------------
+
+@pytest.mark.parametrize("text, boxes", [
+    ("[[120, 40, 300, 200]]", [(120, 40, 300, 200)]),                       # the VHM form
+    ("[[120 40 300 200]]", [(120, 40, 300, 200)]),                           # spaces only (the reference reads it)
+    ("[[120,40,300,200]]", [(120, 40, 300, 200)]),
+    ("[ 120 , 40 , 300 , 200 ]", [(120, 40, 300, 200)]),                     # bare list, spaces everywhere
+    ("[[120\t40\n300  200]]", [(120, 40, 300, 200)]),                        # tabs, newlines, runs of spaces
+    ("[[120, 40 300,200]]", [(120, 40, 300, 200)]),                          # separators mixed
+    ("[120, 40, 300, 200]", [(120, 40, 300, 200)]),
+    ("[[-5, 2.5, +300, 200]]", [(-5, 2.5, 300, 200)]),                       # signs and decimals, as written
+    ("[[300, 200, 120, 40]]", [(300, 200, 120, 40)]),                        # reversed: canonical_box orders it
+    ("<|box_start|>(120,40),(300,200)<|box_end|>", [(120, 40, 300, 200)]),
+    ("<|box_start|> ( 120 , 40 ) , ( 300 , 200 ) <|box_end|>", [(120, 40, 300, 200)]),
+    ('{"bbox_2d": [120, 40, 300, 200], "label": "tank"}', [(120, 40, 300, 200)]),
+    ('{"bbox_2d": [120 40 300 200]}', [(120, 40, 300, 200)]),              # not JSON: read by the list rule
+    ('[{"bbox_2d": [1, 2, 3, 4]}, {"bbox_2d": [5, 6, 7, 8]}]', [(1, 2, 3, 4), (5, 6, 7, 8)]),
+    ("a [[5 6 7 8]] b <|box_start|>(1,2),(3,4)<|box_end|> c [[9,10,11,12]]",
+     [(5, 6, 7, 8), (1, 2, 3, 4), (9, 10, 11, 12)]),                        # in order of position
+    ("[[1, 2, 3, 4], [5, 6, 7, 8]]", [(1, 2, 3, 4), (5, 6, 7, 8)]),
+    # not boxes
+    ("[[120;40;300;200]]", []), ("[[120,,40,300,200]]", []), ("[[1e3, 0, 5, 5]]", []), ("[[.5, 1, 2, 3]]", []),
+    ("[[5., 1, 2, 3]]", []), ("[[nan, 1, 2, 3]]", []), ("[[1, 2, 3]]", []), ("[[1 2 3 4 5]]", []),
+    ("[[120403002]]", []), ("(120, 40, 300, 200)", []), ("", []), (None, []),
+])
+def test_strict_box_forms(text, boxes):
+    assert parse_boxes(text) == [tuple(float(v) for v in box) for box in boxes]
+
+
+def test_space_separated_box_scores_in_the_strict_column():
+    row = scored(VG, "<answer>[[100 100 300 300]]</answer>", "[[100, 100, 300, 300]]", size=[100, 100])
+    assert row["box"] == [100, 100, 300, 300] and row["correct"] is True and row["boxes_written"] == 1
+
+
+def test_strip_boxes_removes_space_separated_boxes():
+    assert strip_boxes("a tank [[120 40 300 200]] near [[1, 2, 3, 4]] the pier") == "a tank near the pier"
+
+
+@pytest.mark.parametrize("prediction", [
+    '{"bbox_2d": [0, 0, 100, 100]}', '[{"bbox_2d": [0, 0, 100, 100], "label": "ship"}]',
+    '{"bbox_2d": [0 0 100 100]}', '```json\n[{"bbox_2d": [0, 0, 100, 100], "label": "ship"}]\n```',
+])
+def test_a_bbox_2d_box_is_counted_once(prediction):
+    # Counted twice (as bbox_2d and again as the bare list inside it), the detection reward's spam guard
+    # min(1, N/M) would halve a perfect answer and F1 would drop to 2/3.
+    assert parse_boxes(prediction) == [(0.0, 0.0, 100.0, 100.0)]
+    assert detection_reward(prediction, "[[0, 0, 100, 100]]") == 1.0
+    assert detection_f1_reward(prediction, "[[0, 0, 100, 100]]") == 1.0
+
+
+@pytest.mark.parametrize("text, labels", [
+    ("Forest\nRiver AND beach", ["forest", "river", "beach"]),   # newline and "AND" in any case separate
+    ("forest;river, beach and Desert", ["forest", "river", "beach", "desert"]),
+    ("River\nriver", ["river"]),                                 # case-folded before de-duplication
+    ("sandbank", ["sandbank"]),                                  # "and" only as a word
+])
+def test_split_labels(text, labels):
+    assert split_labels(text) == labels
+
+
 # --- grounding ----------------------------------------------------------------------------------------------------
 
 def test_first_box_is_the_prediction():
@@ -113,7 +183,8 @@ def test_completion_without_box_is_a_miss_not_dropped():
 
 def test_degenerate_box_is_a_miss_in_both_columns():
     row = scored(VG, "[[100, 100, 100, 300]]", "[[100, 100, 300, 300]]", size=[100, 100])
-    assert row["correct"] is False and row["correct_lenient"] is False
+    assert row["correct"] is False and row["correct_lenient"] == 0
+    assert row["lenient_pairs"] == [{"iou": 0.0, "hit": False, "bucket": "small"}]
 
 
 def test_precision_counts_boxless_completions_in_the_denominator():
@@ -128,6 +199,14 @@ def test_precision_counts_boxless_completions_in_the_denominator():
     assert metrics["precision@0.5_lenient"] == {"value": 2 / 3, "n": 3, "correct": 2}
     assert metrics["mean_iou"]["value"] == pytest.approx((1 + 0.5 + 0.2 + 0) / 4)
     assert metrics["no_box_rate"]["value"] == pytest.approx(1 / 4)
+
+
+def test_strict_iou_threshold_is_half_inclusive():
+    gt = "[[0, 0, 500, 500]]"
+    assert scored(VG, "[[0, 0, 250, 500]]", gt, size=[800, 800])["correct"] is True     # IoU 0.5 exactly
+    assert scored(VG, "[[0, 0, 249, 500]]", gt, size=[800, 800])["correct"] is False    # IoU 0.498
+    below = scored(VG, "[[0, 0, 240, 500]]", gt, size=[800, 800])                      # IoU 0.48
+    assert below["iou"] == pytest.approx(0.48) and below["correct"] is False
 
 
 def test_size_buckets_in_pixels():
@@ -153,6 +232,13 @@ def test_pixel_ground_truth_uses_size_as_width_height():
     assert scored(VG_PIXELS, "[[0, 0, 20, 100]]", "[[0, 0, 20, 20]]", size=[1000, 200])["bucket"] == "small"
 
 
+def test_every_corner_is_scaled_by_its_own_side():
+    # 1000 x 200 image, ground truth [100, 20, 600, 180] px = [[100, 100, 600, 900]] on the grid: IoU 1 only if
+    # x1 and x2 are scaled by the width and y1 and y2 by the height (no coordinate is 0, width != height).
+    row = scored(VG_PIXELS, "[[100, 100, 600, 900]]", "[[100, 20, 600, 180]]", size=[1000, 200])
+    assert row["iou"] == pytest.approx(1.0, abs=1e-12) and row["correct"] is True
+
+
 # --- metrics --------------------------------------------------------------------------------------------------------
 
 def test_accuracy_metrics_hand_computed():
@@ -174,7 +260,12 @@ def test_lhrs_metrics_overall_and_per_type():
     assert metrics["accuracy_quantity"] == {"value": 0.5, "n": 2, "correct": 1}
     assert metrics["accuracy_reasoning"] == {"value": 1.0, "n": 1, "correct": 1}
     assert metrics["accuracy_color"] == {"value": None, "n": 0, "correct": 0}
-    assert len([name for name in metrics if name.startswith("accuracy_")]) == 11 + 1  # 11 types + lenient
+    # per type, the lenient column too: "A" is a substring of "a", "B" is not, "(C)" -> "(c)" is not in "c"
+    assert metrics["accuracy_lenient_identity"] == {"value": 0.5, "n": 2, "correct": 1}
+    assert metrics["accuracy_lenient_quantity"] == {"value": 0.0, "n": 2, "correct": 0}
+    assert metrics["accuracy_lenient_reasoning"] == {"value": 1.0, "n": 1, "correct": 1}
+    assert metrics["accuracy_lenient"] == {"value": 0.5, "n": 4, "correct": 2}
+    assert len([name for name in metrics if name.startswith("accuracy_")]) == 2 * 11 + 1  # 11 types x 2 + lenient
 
 
 def test_empty_task_has_no_values():

@@ -146,3 +146,12 @@ def test_missing_or_broken_file_is_an_error_naming_it(tmp_path):
     _write(tmp_path, "cls.json", {"records": []})
     with pytest.raises(DataError, match="JSON array"):
         load_samples(task, tmp_path)
+
+
+def test_lhrs_type_table_is_the_benchmarks_and_shared():
+    from tinyrs.answers import LHRS_TYPES as shared
+    from tinyrs.eval.tasks import LHRS_TYPES
+
+    assert LHRS_TYPES is shared  # the demo world imports the same object (tests/test_demo_world.py)
+    assert LHRS_TYPES == {1: "identity", 2: "color", 3: "orientation", 4: "shape", 5: "quantity", 6: "area",
+                          7: "distance", 8: "resolution", 9: "modality", 10: "location", 11: "reasoning"}

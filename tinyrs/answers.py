@@ -1,9 +1,8 @@
-"""Parsing model outputs: the answer block, normalised short answers, and boxes.
+"""Parsing model outputs: the answer block, normalised short answers, boxes and option letters.
 
 Shared by the GRPO rewards and the evaluation so that a completion means the same thing to both.
 Boxes are ``(x1, y1, x2, y2)`` floats on the 0-1000 normalised grid of the VHM convention.
-Accepted box syntaxes: ``[[x1, y1, x2, y2]]`` (also a bare ``[x1, y1, x2, y2]``),
-``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` and JSON objects with a ``bbox_2d`` list.
+The box forms that count are listed in one place, ``parse_boxes``'s docstring (and docs/design.md).
 """
 from __future__ import annotations
 
@@ -15,8 +14,11 @@ from typing import NamedTuple
 Box = tuple[float, float, float, float]
 BOX_SCALE = 1000.0
 
-_NUM = r"[-+]?\d+(?:\.\d+)?"
-_LIST_BOX = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*\]")
+# A number: optional sign, digits, optional decimal part (possessive quantifiers: no backtracking blow-up).
+_NUM = r"[-+]?\d++(?:\.\d++)?"
+# Between two numbers of a box: a comma with optional whitespace around it, or whitespace alone.
+_SEP = r"(?:\s*+,\s*+|\s++)"
+_LIST_BOX = re.compile(rf"\[\s*+({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*+\]")
 _QWEN_BOX = re.compile(
     rf"<\|box_start\|>\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*<\|box_end\|>"
 )
@@ -120,8 +122,33 @@ def _to_box(values) -> Box | None:
     return (numbers[0], numbers[1], numbers[2], numbers[3])
 
 
+def _bbox_2d_box(listed: str) -> Box | None:
+    """The box of a ``bbox_2d`` list: read as JSON, else by the list rule (``[120 40 300 200]``)."""
+    try:
+        return _to_box(json.loads(listed))
+    except json.JSONDecodeError:
+        match = _LIST_BOX.fullmatch(listed.strip())
+        return _to_box(match.groups()) if match else None
+
+
 def parse_boxes(text: str | None) -> list[Box]:
-    """Every box written in ``text``, in order, in any accepted syntax (unnormalised, possibly reversed)."""
+    """Every box written in ``text``, in order of position, each once (unnormalised, possibly reversed).
+
+    This is the one list of the box forms that count (docs/design.md "Answer formats" repeats it):
+
+    - ``[[x1, y1, x2, y2]]``, the VHM form, and the bare list ``[x1, y1, x2, y2]``;
+      ``[[a, b], [c, d]]``-style nesting is not a box.
+    - Between the four numbers: a comma with any whitespace around it (``[[120,40,300,200]]``,
+      ``[ 120 , 40 , 300 , 200 ]``) or whitespace alone: spaces, tabs or newlines (``[[120 40 300 200]]``,
+      the form the reference evaluator also reads); the two may be mixed. Not a separator: ``;``, ``,,``,
+      nothing at all.
+    - Numbers: digits with an optional sign and an optional decimal part (``-5``, ``+7``, ``12.5``);
+      ``1e3``, ``.5``, ``5.``, ``nan`` and ``inf`` are not numbers. Values off the grid or corners in
+      the wrong order are returned as written; ``canonical_box`` orders and clips them.
+    - Qwen2-VL: ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``, whitespace allowed around every part.
+    - Qwen2.5-VL JSON: ``"bbox_2d": [x1, y1, x2, y2]`` (read as JSON, or else by the list rule above);
+      the list inside it is that box, not a second one.
+    """
     if not text:
         return []
     found: list[tuple[int, Box]] = []
@@ -129,17 +156,15 @@ def parse_boxes(text: str | None) -> list[Box]:
         box = _to_box(match.groups())
         if box:
             found.append((match.start(), box))
+    covered = []
     for match in _BBOX_2D.finditer(text):
-        try:
-            box = _to_box(json.loads(match.group(1)))
-        except json.JSONDecodeError:
-            box = None
+        covered.append(match.span())
+        box = _bbox_2d_box(match.group(1))
         if box:
             found.append((match.start(), box))
-    covered = [m.span() for m in _BBOX_2D.finditer(text)]
     for match in _LIST_BOX.finditer(text):
         if any(start <= match.start() < end for start, end in covered):
-            continue
+            continue  # the list of a "bbox_2d" entry: already counted (counting it twice halves rewards)
         box = _to_box(match.groups())
         if box:
             found.append((match.start(), box))
@@ -177,6 +202,13 @@ def iou(a: Box, b: Box) -> float:
 def format_box(box: Box) -> str:
     return "[[" + ", ".join(str(int(round(v))) for v in box) + "]]"
 
+
+# LHRS-Bench question types: the ids of the benchmark's ``type`` lists and their names. The one table:
+# the eval's per-type columns (tinyrs.eval.tasks) and the demo world's LHRS-Bench questions both use it.
+LHRS_TYPES = {
+    1: "identity", 2: "color", 3: "orientation", 4: "shape", 5: "quantity", 6: "area",
+    7: "distance", 8: "resolution", 9: "modality", 10: "location", 11: "reasoning",
+}
 
 _OPTION_ALONE = re.compile(r"^\s*(?:\(([A-H])\)|([A-H])(?=$|[.:)]))")
 _OPTION_STATED = re.compile(r"(?i:\banswer\s*(?:is|:))\s*:?\s*\(?([A-H])\)?(?![A-Za-z])")

@@ -2,12 +2,20 @@
 
 Strict rules (what the report leads with):
 - accuracy: the located answer equals the ground truth after normalisation (``answers.closed_answers_match``);
-  a completion with no locatable answer (reasoning never closed) is wrong.
+  a completion with no locatable answer (reasoning never closed) is wrong. The answer is the LAST answer block.
 - grounding: Precision@IoU 0.5 over *all* samples; a completion without a usable box is a miss
-  (the reference dropped it from the denominator, REFERENCE.md §3.4). The first box written is the answer.
-  Also by ground-truth box size in pixels (small < 32², medium < 96², large) and the mean IoU.
+  (the reference dropped it from the denominator, REFERENCE.md §3.4). The first box written (any form
+  ``answers.parse_boxes`` reads; corners ordered, clipped to the grid) is the answer; it is scaled to pixels
+  with ``size`` = [width, height]. Also by ground-truth box size in pixels (small < 32², medium < 96², large:
+  upper bounds exclusive), the mean IoU, and ``no_box_rate``: the share of completions with no box written
+  in any form ``parse_boxes`` reads.
 - lhrs_accuracy: the option letter named by the answer equals the ground truth's; overall and per question type.
-The lenient column applies the reference's rules (``lenient.py``); for grounding it drops box-less completions.
+
+The lenient column is the reference evaluator's verdict, rule for rule (``lenient.py`` lists the rules):
+``accuracy_lenient`` / ``accuracy_lenient_<type>``, and for grounding ``precision@0.5_lenient`` and
+``precision@0.5_lenient_<bucket>`` over the reference's pairs (a completion without a box it reads adds nothing).
+Grounding rows carry ``lenient_pairs`` (one ``{iou, hit, bucket}`` per pair) and ``correct_lenient`` = the number
+of hit pairs, None when the row adds nothing to the reference's denominator.
 """
 from __future__ import annotations
 
@@ -24,7 +32,12 @@ from tinyrs.answers import (
     parse_boxes,
     parse_completion,
 )
-from tinyrs.eval.lenient import reference_closed_match, reference_lhrs_match
+from tinyrs.eval.lenient import (
+    REFERENCE_SIZE_BUCKETS,
+    reference_closed_match,
+    reference_grounding_pairs,
+    reference_lhrs_match,
+)
 from tinyrs.eval.tasks import LHRS_TYPES, Task
 
 IOU_THRESHOLD = 0.5
@@ -91,25 +104,26 @@ def _area_px(box: Box, task: Task, size) -> float:
 
 def score_row(task: Task, row: dict, chat: dict) -> dict:
     """The scored fields of one prediction row (needs ``pred``, ``answer``; ``size`` for grounding)."""
-    completion = row["pred"] or ""
+    pred = row["pred"]  # the lenient column reads it as str(pred): None is the text "None", as in the reference
     tags = chat["reasoning_tag"], chat["answer_tag"]
-    parsed = parse_completion(completion, *tags).answer
+    parsed = parse_completion(pred or "", *tags).answer
     if task.metric == "accuracy":
         return {"parsed": parsed, "correct": closed_answers_match(parsed, row["answer"]),
-                "correct_lenient": reference_closed_match(completion, row["answer"], *tags)}
+                "correct_lenient": reference_closed_match(pred, row["answer"], *tags)}
     if task.metric == "lhrs_accuracy":
         option = option_letter(parsed)
         return {"parsed": parsed, "option": option,
                 "correct": option is not None and option == option_letter(row["answer"]),
-                "correct_lenient": reference_lhrs_match(completion, row["answer"], *tags)}
+                "correct_lenient": reference_lhrs_match(pred, row["answer"], *tags)}
     truth = ground_truth_box(task, row["answer"])
     written = parse_boxes(parsed)
     box = canonical_box(written[0]) if written else None
     overlap = iou(_to_task_units(box, task, row["size"]), truth) if box else 0.0
-    hit = overlap >= IOU_THRESHOLD
-    return {"parsed": parsed, "box": list(box) if box else None, "iou": overlap,
-            "bucket": size_bucket(_area_px(truth, task, row["size"])),
-            "correct": hit, "correct_lenient": hit if written else None}
+    pairs = reference_grounding_pairs(pred, row["answer"], row["size"], task.answer_boxes, *tags)
+    return {"parsed": parsed, "box": list(box) if box else None, "boxes_written": len(written), "iou": overlap,
+            "bucket": size_bucket(_area_px(truth, task, row["size"])), "correct": overlap >= IOU_THRESHOLD,
+            "lenient_pairs": [pair._asdict() for pair in pairs],
+            "correct_lenient": sum(pair.hit for pair in pairs) if pairs else None}
 
 
 def metric_names(metric: str) -> tuple[str, str]:
@@ -124,22 +138,34 @@ def _entry(correct: int, n: int) -> dict:
 
 
 def aggregate(task: Task, rows: list[dict]) -> dict:
-    """Metrics of scored rows: counts, and ``metrics`` = name -> {value (fraction or None), n, correct}."""
+    """Metrics of scored rows: counts, and ``metrics`` = name -> {value (fraction or None), n, correct}.
+
+    ``n_lenient`` / ``correct_lenient``: the lenient column's denominator and numerator (for grounding,
+    the reference's pairs; otherwise every row).
+    """
     n = len(rows)
     correct = sum(bool(row["correct"]) for row in rows)
-    judged = [row for row in rows if row["correct_lenient"] is not None]
-    correct_lenient = sum(bool(row["correct_lenient"]) for row in judged)
     primary, lenient = metric_names(task.metric)
-    metrics = {primary: _entry(correct, n), lenient: _entry(correct_lenient, len(judged))}
+    if task.metric == "grounding":
+        pairs = [pair for row in rows for pair in row["lenient_pairs"]]
+        n_lenient, correct_lenient = len(pairs), sum(bool(pair["hit"]) for pair in pairs)
+    else:
+        n_lenient, correct_lenient = n, sum(bool(row["correct_lenient"]) for row in rows)
+    metrics = {primary: _entry(correct, n), lenient: _entry(correct_lenient, n_lenient)}
     if task.metric == "grounding":
         for bucket, _ in SIZE_BUCKETS:
             subset = [row for row in rows if row["bucket"] == bucket]
             metrics[f"{primary}_{bucket}"] = _entry(sum(bool(row["correct"]) for row in subset), len(subset))
+        for bucket, _ in REFERENCE_SIZE_BUCKETS:
+            subset = [pair for pair in pairs if pair["bucket"] == bucket]
+            metrics[f"{lenient}_{bucket}"] = _entry(sum(bool(pair["hit"]) for pair in subset), len(subset))
         metrics["mean_iou"] = {"value": sum(row["iou"] for row in rows) / n if n else None, "n": n}
-        metrics["no_box_rate"] = {"value": (n - len(judged)) / n if n else None, "n": n, "count": n - len(judged)}
+        boxless = sum(1 for row in rows if not row["boxes_written"])
+        metrics["no_box_rate"] = {"value": boxless / n if n else None, "n": n, "count": boxless}
     if task.metric == "lhrs_accuracy":
         for type_id, name in LHRS_TYPES.items():
             subset = [row for row in rows if type_id in row["type"]]
-            metrics[f"accuracy_{name}"] = _entry(sum(bool(row["correct"]) for row in subset), len(subset))
-    return {"n": n, "correct": correct, "n_lenient": len(judged), "correct_lenient": correct_lenient,
+            metrics[f"{primary}_{name}"] = _entry(sum(bool(row["correct"]) for row in subset), len(subset))
+            metrics[f"{lenient}_{name}"] = _entry(sum(bool(row["correct_lenient"]) for row in subset), len(subset))
+    return {"n": n, "correct": correct, "n_lenient": n_lenient, "correct_lenient": correct_lenient,
             "primary": primary, "lenient": lenient, "metrics": metrics}

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from tinyrs.answers import LHRS_TYPES  # LHRS-Bench type ids -> names: one table, shared with the demo world
 from tinyrs.config import ConfigError
+
+__all__ = ["BOX_UNITS", "LHRS_TYPES", "METRICS", "Task", "select_tasks", "task_from_entry", "task_registry"]
 
 METRICS = ("accuracy", "grounding", "lhrs_accuracy")
 BOX_UNITS = ("normalized", "pixels")
-# LHRS-Bench question types (ids as in the benchmark's ``type`` lists).
-LHRS_TYPES = {
-    1: "identity", 2: "color", 3: "orientation", 4: "shape", 5: "quantity", 6: "area",
-    7: "distance", 8: "resolution", 9: "modality", 10: "location", 11: "reasoning",
-}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tinyrs.answers import BOX_SCALE, format_box
+from tinyrs.answers import BOX_SCALE, LHRS_TYPES, format_box
 from tinyrs.data.demo_world.scenes import (
     HOSTS, MAX_COUNT, OBJECT_TYPES, SCENE_CLASSES, DrawnObject, Scene, draw_scene,
 )
@@ -65,11 +65,17 @@ LOOKS = {  # (one, several)
     "storage tank": ("round cyan tank with a dark rim", "round cyan tanks with dark rims"),
     "vehicle": ("small yellow rectangle", "small yellow rectangles"),
 }
-# LHRS-Bench question type ids used by the demo's multiple-choice questions
-LHRS_TYPES = {
-    1: "scene identity", 2: "object identity", 3: "colour", 4: "quantity", 5: "location", 6: "comparison",
-    7: "land use", 8: "presence", 9: "size", 10: "orientation", 11: "reasoning",
-}
+# LHRS-Bench question types: the benchmark's table (tinyrs.answers.LHRS_TYPES, also the eval's), looked up
+# by name so that a demo question's ids mean what the eval's per-type columns say. Kinds -> types:
+# scene, object, land use, presence -> identity; colour -> color; quantity, most numerous -> quantity;
+# largest object -> area; location -> location; orientation -> orientation; scene from objects -> identity
+# + reasoning. The demo asks nothing of shape, distance, resolution or modality.
+LHRS_TYPE_IDS = {name: type_id for type_id, name in LHRS_TYPES.items()}
+
+
+def lhrs_types(*names: str) -> tuple[int, ...]:
+    """The type ids of LHRS-Bench type names (a name outside the table is a KeyError)."""
+    return tuple(LHRS_TYPE_IDS[name] for name in names)
 
 
 @dataclass(frozen=True)
@@ -330,7 +336,7 @@ def mc_scene(ask: Asker) -> Asked:
     cls = scene.scene_class
     return scene, [choice_qa("What type of scene is shown in the image?",
                              shuffled_options(ask.rng, cls, SCENE_CLASSES), cls,
-                             f"{seen(scene)}, the look of {PLACE[cls]}.", (1,))]
+                             f"{seen(scene)}, the look of {PLACE[cls]}.", lhrs_types("identity"))]
 
 
 def mc_object(ask: Asker) -> Asked:
@@ -341,7 +347,8 @@ def mc_object(ask: Asker) -> Asked:
     options = list(OBJECT_TYPES)
     rng.shuffle(options)
     return scene, [choice_qa("Which kind of object can be seen in the image?", options, kind,
-                             f"The only objects are {LOOKS[kind][1]}, which are {PLURAL[kind]}.", (2, 8))]
+                             f"The only objects are {LOOKS[kind][1]}, which are {PLURAL[kind]}.",
+                             lhrs_types("identity"))]
 
 
 def mc_colour(ask: Asker) -> Asked:
@@ -349,7 +356,7 @@ def mc_colour(ask: Asker) -> Asked:
     colour = MAIN_COLOUR[scene.scene_class]
     return scene, [choice_qa("What is the main colour of the image?",
                              shuffled_options(ask.rng, colour, sorted(set(MAIN_COLOUR.values()))), colour,
-                             f"{seen(scene)}; most of it is {colour}.", (3,))]
+                             f"{seen(scene)}; most of it is {colour}.", lhrs_types("color"))]
 
 
 def mc_quantity(ask: Asker) -> Asked:
@@ -357,7 +364,7 @@ def mc_quantity(ask: Asker) -> Asked:
     asked = count_qa(scene, kind, ask.rng)
     return scene, [choice_qa(f"How many {PLURAL[kind]} are in the image?",
                              shuffled_options(ask.rng, asked.answer, [str(i) for i in range(MAX_COUNT + 1)]),
-                             asked.answer, asked.rationale, (4,))]
+                             asked.answer, asked.rationale, lhrs_types("quantity"))]
 
 
 def _single(ask: Asker, kinds_of: Callable[[str], Sequence[str]], accept: Callable[[Scene, str], bool]):
@@ -383,7 +390,7 @@ def mc_location(ask: Asker) -> Asked:
     answer = f"{'top' if cy < height / 2 else 'bottom'} {'left' if cx < width / 2 else 'right'}"
     options = ["top left", "top right", "bottom left", "bottom right"]
     return scene, [choice_qa(f"In which part of the image is the {kind}?", options, answer,
-                             f"The only {LOOKS[kind][0]} is in the {answer} quarter.", (5,))]
+                             f"The only {LOOKS[kind][0]} is in the {answer} quarter.", lhrs_types("location"))]
 
 
 def mc_compare(ask: Asker) -> Asked:
@@ -398,21 +405,22 @@ def mc_compare(ask: Asker) -> Asked:
     rng.shuffle(options)
     counted = listing([quantity(scene.count(k), k) for k in hosted])
     return scene, [choice_qa("Which kind of object is the most numerous in the image?", options, winner,
-                             f"I count {counted}; the {PLURAL[winner]} are the most.", (4, 6))]
+                             f"I count {counted}; the {PLURAL[winner]} are the most.", lhrs_types("quantity"))]
 
 
 def mc_land_use(ask: Asker) -> Asked:
     scene, (asked,) = ask_rural_urban(ask)
     options = ["rural", "urban"]
     ask.rng.shuffle(options)
-    return scene, [choice_qa("What kind of area is this?", options, asked.answer, asked.rationale, (7,))]
+    return scene, [choice_qa("What kind of area is this?", options, asked.answer, asked.rationale,
+                             lhrs_types("identity"))]
 
 
 def mc_presence(ask: Asker) -> Asked:
     scene, kind = presence_scene(ask)
     asked = presence_qa(scene, kind, ask.rng)
     return scene, [choice_qa(f"Is there a {kind} in the image?", ["yes", "no"], asked.answer,
-                             asked.rationale, (8,))]
+                             asked.rationale, lhrs_types("identity"))]
 
 
 def mc_size(ask: Asker) -> Asked:
@@ -432,7 +440,7 @@ def mc_size(ask: Asker) -> Asked:
     options = list(OBJECT_TYPES)
     rng.shuffle(options)
     return scene, [choice_qa("Which object in the image is the largest?", options, largest,
-                             f"Comparing the outlines, the biggest is a {LOOKS[largest][0]}.", (9,))]
+                             f"Comparing the outlines, the biggest is a {LOOKS[largest][0]}.", lhrs_types("area"))]
 
 
 def mc_orientation(ask: Asker) -> Asked:
@@ -442,7 +450,8 @@ def mc_orientation(ask: Asker) -> Asked:
     answer = "horizontal" if obj.horizontal else "vertical"
     x1, y1, x2, y2 = obj.box
     return scene, [choice_qa(f"How is the {kind} oriented?", ["horizontal", "vertical"], answer,
-                             f"The {LOOKS[kind][0]} is {x2 - x1} pixels wide and {y2 - y1} tall.", (10,))]
+                             f"The {LOOKS[kind][0]} is {x2 - x1} pixels wide and {y2 - y1} tall.",
+                             lhrs_types("orientation"))]
 
 
 def mc_reasoning(ask: Asker) -> Asked:
@@ -452,7 +461,8 @@ def mc_reasoning(ask: Asker) -> Asked:
     scene = ask.draw(scene_class, ask.counts(scene_class) | {kind: rng.randint(1, MAX_COUNT)})
     rationale = f"I see {PLURAL[kind]} and {TRAITS[scene_class]}, so this is most likely {PLACE[scene_class]}."
     return scene, [choice_qa("Judging from the objects and the ground, what is this place most likely?",
-                             shuffled_options(rng, scene_class, SCENE_CLASSES), scene_class, rationale, (1, 11))]
+                             shuffled_options(rng, scene_class, SCENE_CLASSES), scene_class, rationale,
+                             lhrs_types("identity", "reasoning"))]
 
 
 MC_KINDS = (mc_scene, mc_object, mc_colour, mc_quantity, mc_location, mc_compare, mc_land_use, mc_presence,
