@@ -87,6 +87,19 @@ def test_extraction_uses_the_configured_tags():
     text = "<think>r</think><final>x</final>"
     assert reference_answer_text(text, "think", "final") == "x"
     assert reference_answer_text(text) == text
+    chat = {"reasoning_tag": "think", "answer_tag": "final"}
+    # the whole text "<think>r</think><final>forest</final>" is no substring of "forest"; "forest" is
+    row = {"pred": "<think>r</think><final>forest</final>", "answer": "forest"}
+    assert score_row(CLS, row, chat)["correct_lenient"] is True and score_row(CLS, row, CHAT)["correct_lenient"] is False
+    row = {"pred": "<think>r</think><final>[[100, 100, 300, 300]]</final><final>x</final>", "answer": GT,
+           "size": [1000, 1000]}
+    assert score_row(VG, row, chat)["lenient_pairs"] == [{"iou": 1.0, "hit": True, "bucket": "large"}]
+    assert score_row(VG, row, CHAT)["lenient_pairs"] == [{"iou": 1.0, "hit": True, "bucket": "large"}]
+    row["pred"] = "<final>no</final><think>r</think>[[100, 100, 300, 300]]"  # after </think>: the box
+    assert score_row(VG, row, chat)["lenient_pairs"] == [{"iou": 1.0, "hit": True, "bucket": "large"}]
+    row["pred"] = "<think>r</think><final>no</final>[[100, 100, 300, 300]]"  # configured: "no"
+    assert score_row(VG, row, chat)["lenient_pairs"] == []
+    assert score_row(VG, row, CHAT)["lenient_pairs"] == [{"iou": 1.0, "hit": True, "bucket": "large"}]
 
 
 # --- C1-C4: classification and VQA --------------------------------------------------------------------------------
@@ -132,6 +145,9 @@ CLOSED = [
     ("\tforest", "forest", True),
     ("forest\nriver", "forest", False),                  # inner newline stays
     ("forest\u00a0area", "forest", False),               # C1 removes U+0020 only
+    ("fo\u00a0rest", "forest", False),                   # ... a no-break space inside stays
+    ("fo\nrest", "forest", False),                       # ... so does a newline
+    ("fo\trest", "forest", False),                       # ... and a tab
     ("\u00a0forest\u00a0", "forest", True),              # C3 strip removes a no-break space at the ends
     ("<reasoning>r</reasoning><answer>forest</answer>", "forest", True),
     ("<answer>forest</answer>desert", "forest", True),   # R3 cut at </answer> ("forest</answer>desert" is not)
@@ -254,6 +270,10 @@ GROUNDING = [
     ("[[100, 100, 300, 300]]", GT, [800, 800], [(19600 / 46000, False, "large")]),
     # 800 x 800, IoU 0.5: grid [0,0,250,500] -> px [0,0,200,400] vs [0,0,400,400]: 80000 / 160000
     ("[[0, 0, 250, 500]]", "[[0, 0, 400, 400]]", [800, 800], [(0.5, True, "large")]),
+    # G5 computed as x * w / 1000 (one rounding; §9 does not fix the order, we pin ours): on 700 x 700,
+    # 45 * 700 / 1000 = 31.5 exactly, 50 -> 35; vs [0,0,63,35]: 1102.5 / 2205 = 0.5: a hit (area 2205: medium).
+    # x * (w / 1000) gives 31.499999999999996 and a miss.
+    ("[[0, 0, 45, 50]]", "[[0, 0, 63, 35]]", [700, 700], [(0.5, True, "medium")]),
     # G5 [w, h]: 1000 x 200; grid [100,100,600,900] -> px [100,20,600,180]; no coordinate is 0, so x1 (or any
     # corner) scaled by the wrong side breaks it
     ("[[100, 100, 600, 900]]", "[[100, 20, 600, 180]]", [1000, 200], [(1.0, True, "large")]),
@@ -392,6 +412,8 @@ def test_boxless_predictions_inflate_only_the_lenient_precision():
     # "no" answer block holds no box.
     assert metrics["precision@0.5"] == {"value": 6 / 10, "n": 10, "correct": 6}
     assert all(metrics[f"precision@0.5_lenient_{b}"]["n"] == 0 for b in ("small", "medium"))
+    # no_box_rate is the strict parser's: "", None, "roof" and the "no" answer block hold no box it reads
+    assert metrics["no_box_rate"] == {"value": 4 / 10, "n": 10, "count": 4}
 
 
 def test_empty_grounding_task():
