@@ -39,7 +39,8 @@ Grounding, DIOR-RSVG (``reference_grounding_pairs``)
   G1. The raw text is ``strip()``-ed before R2/R3 (this changes no outcome: a box match never begins or ends
       with whitespace).
   G2. Ground-truth boxes: every match of ``\\[(\\d+),\\s*(\\d+),\\s*(\\d+),\\s*(\\d+)\\]`` in the ground-truth
-      answer (so the inner list of ``[[x1, y1, x2, y2]]``; no space before a comma, none inside the brackets).
+      answer (so the inner list of ``[[x1, y1, x2, y2]]``; no space before a comma, none after ``[`` or before
+      ``]``). Numbers are read as floats: the same values for any realistic box, and no crash on 5000 digits.
   G3. Predicted boxes: every match of ``\\[\\[(\\d+)[,\\s]+(\\d+)[,\\s]+(\\d+)[,\\s]+(\\d+)\\]\\]`` in the extracted
       text: double brackets, unsigned integers only (a negative number or a decimal anywhere in a box means no
       match), separators any run of commas and whitespace (``[[120 40 300 200]]`` matches), corners as written
@@ -47,7 +48,9 @@ Grounding, DIOR-RSVG (``reference_grounding_pairs``)
   G4. Pairing: ground-truth and predicted boxes are zipped in order, extra ones of either side ignored. Each
       pair counts once in the denominator and once in its size bucket. A prediction with no matching box pairs
       with nothing and adds NOTHING to the denominator (§3.4), nor to any bucket.
-  G5. The predicted box is scaled to pixels: x by ``w / 1000``, y by ``h / 1000``, computed as ``x * w / 1000``.
+  G5. The predicted box is scaled to pixels: x by ``w / 1000``, y by ``h / 1000``, computed as ``x * w / 1000``
+      (one rounding; §9 does not fix the order, and ``x * (w / 1000)`` can differ in the last bit, which changes a
+      verdict only when the IoU is 0.5 exactly).
       ``size`` is read as ``[w, h]`` like the strict column (the reference reads ``[h, w]``: defect §3.9; DIOR-RSVG
       images are all square, so it never matters there). A task whose ground truth is on the 0-1000 grid
       (``answer_boxes: normalized``, not a case the reference has) has its ground-truth box scaled the same way,
