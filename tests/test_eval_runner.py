@@ -142,6 +142,22 @@ def test_resume_after_a_torn_last_line(settings, model_dir, data_root, tmp_path,
     assert again.prompts == 0
 
 
+def test_resumed_rows_are_scored_by_the_current_code(settings, model_dir, data_root, tmp_path, transformers_backend):
+    """Rows written by an earlier version carry its verdicts (or lack newer fields): the metrics rescore them."""
+    out = tmp_path / "out"
+    first = _run(settings, model_dir, data_root, out, CountingBackend(transformers_backend), ["cls"])["cls"]
+    predictions = out / "cls.jsonl"
+    stale = [{key: value for key, value in json.loads(line).items() if key in ("index", "filename", "size", "query",
+                                                                           "answer", "pred")}
+             | {"correct": 1 - int(bool(json.loads(line).get("correct")))}
+             for line in predictions.read_text().splitlines()]
+    predictions.write_text("".join(json.dumps(row) + "\n" for row in stale))
+    (out / "cls.metrics.json").unlink()
+    again = CountingBackend(transformers_backend)
+    document = _run(settings, model_dir, data_root, out, again, ["cls"])["cls"]
+    assert again.prompts == 0 and document["metrics"] == first["metrics"]
+
+
 def test_changed_settings_start_over(settings, model_dir, data_root, tmp_path, transformers_backend):
     out = tmp_path / "out"
     _run(settings, model_dir, data_root, out, CountingBackend(transformers_backend), ["cls"])

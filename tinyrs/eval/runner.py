@@ -190,7 +190,9 @@ def run_task(task: Task, settings: dict, model_dir: str | Path, data_root: Path,
                 print(f"tinyrs eval {stem}: {min(start + batch_size, len(pending))}/{len(pending)} new samples",
                       flush=True)
                 last_report = time.monotonic()
-    rows = sorted(read_jsonl(pred_path), key=lambda row: row["index"])
+    # rescored: rows resumed from an earlier run carry the verdicts of the scoring code that wrote them
+    rows = [{**row, **score_row(task, row, settings["chat"])}
+            for row in sorted(read_jsonl(pred_path), key=lambda row: row["index"])]
     meta = {"stage": settings.get("stage"), "prompt_style": settings["prompt_style"],
             "backend": settings["backend"], "model_manifest_sha256": manifest_sha,
             "data_file": task.file, "shard": shard.label(), "predictions": pred_path.name}
