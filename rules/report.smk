@@ -1,4 +1,7 @@
-# Report: every task x every evaluated stage, as Markdown, CSV, Parquet and one plot per task family.
+# Report: every task x every evaluated stage and published model, as Markdown, CSV, Parquet and one plot per
+# task family.
+
+import shlex
 
 from tinyrs.report import plot_file_name
 
@@ -13,8 +16,10 @@ rule report:
         [report(f"{WORK}/report/{plot_file_name(family)}", category="Results") for family in FAMILIES],
     params:
         stages=",".join(config["eval"]["stages"]),
+        external=" ".join(f"--external {shlex.quote(name + '=' + spec['repo'] + '@' + spec['revision'])}"
+                          for name, spec in EXTERNAL.items()),
     log:
         log_file("report"),
     shell:
-        "tinyrs report --eval-dir {WORK}/eval --stages {params.stages} --out-dir {WORK}/report "
+        "tinyrs report --eval-dir {WORK}/eval --stages {params.stages} {params.external} --out-dir {WORK}/report "
         "> {log} 2>&1 && cat {WORK}/report/results.md"

@@ -2,6 +2,8 @@
 # instance the lock refuses, changes no file a running job reads. The settings text is the job's parameter, so a
 # config change reruns exactly the stages whose settings changed (Snakemake's params rerun trigger).
 
+import re
+
 from tinyrs.config import settings_text
 from tinyrs.io import write_text_if_changed
 
@@ -12,7 +14,7 @@ rule stage_settings:
     output:
         settings_file("{name}"),
     wildcard_constraints:
-        name="|".join(STAGE_SETTINGS),
+        name="|".join(re.escape(name) for name in STAGE_SETTINGS),
     params:
         text=lambda wildcards: settings_text(STAGE_SETTINGS[wildcards.name]),
     run:

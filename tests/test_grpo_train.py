@@ -39,10 +39,15 @@ def demo_grpo_settings(**changes) -> dict:
     return {**grpo_settings(config), "max_steps": 2, "report_to": [], "logging_steps": 1, **changes}
 
 
+# config.yaml's loss settings (the reference trainer's: README "GRPO recipe vs the reference") beside the demo's
+REFERENCE_LOSS = {"loss_type": "grpo", "use_bias_correction_kl": False, "beta": 0.001, "temperature": 1.0}
+
+
 @pytest.mark.images("sft", "grpo")
-def test_two_grpo_steps_write_a_finished_model(world, tmp_path):
+@pytest.mark.parametrize("loss", [{}, REFERENCE_LOSS], ids=["demo", "reference-loss"])
+def test_two_grpo_steps_write_a_finished_model(world, tmp_path, loss):
     settings_file = tmp_path / "grpo.json"
-    settings_file.write_text(settings_text(demo_grpo_settings()))
+    settings_file.write_text(settings_text(demo_grpo_settings(**loss)))
     out = tmp_path / "model"
     result = subprocess.run(
         [sys.executable, "-m", "tinyrs.cli", "grpo", "--settings", str(settings_file),

@@ -15,6 +15,7 @@ from tinyrs.config import load_config
 
 pytestmark = pytest.mark.slow
 STAGES = ["base", "pretrain", "sft", "cot", "grpo"]
+PUBLISHED = "published-demo"  # the demo's stand-in for a published checkpoint: a copy of its base model
 
 
 def snakemake(repo: Path, workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
@@ -50,9 +51,24 @@ def test_report_covers_every_task_and_stage(demo_run, repo_root):
     tasks = load_config([repo_root / "config.yaml"])["eval"]["tasks"]
     rows = metric_rows(workdir)
     seen = {(r["stage"], r["task"]) for r in rows if r["task"] != "mean"}
-    assert seen == {(s, t) for s in STAGES for t in tasks}
+    assert seen == {(s, t) for s in [*STAGES, PUBLISHED] for t in tasks}
     table = (workdir / "report" / "results.md").read_text()
-    assert all(stage in table for stage in STAGES)
+    assert all(stage in table for stage in [*STAGES, PUBLISHED])
+    assert f"- {PUBLISHED}: `tinyrs-demo/Qwen2-VL-tiny-published@main`" in table
+
+
+def test_a_published_checkpoint_scores_like_the_same_model_as_a_stage(demo_run):
+    """The stand-in went through the mirror and `tinyrs model fetch` and is the base model's weights with the same
+    prompt style: the harness must give it the base column's numbers (within 2 samples, for CPU arithmetic)."""
+    workdir, _ = demo_run
+    base_files = sorted((workdir / "eval" / "base").glob("*.metrics.json"))
+    assert len(base_files) == 12
+    for base_file in base_files:
+        base = json.loads(base_file.read_text())
+        published = json.loads((workdir / "eval" / PUBLISHED / base_file.name).read_text())
+        assert published["n"] == base["n"] and published["prompt_style"] == base["prompt_style"] == "plain"
+        value, reference = published["metrics"][base["primary"]]["value"], base["metrics"][base["primary"]]["value"]
+        assert value == pytest.approx(reference, abs=2 / base["n"]), base_file.name
 
 
 def classification_accuracy(workdir: Path, stage: str) -> float:
@@ -113,7 +129,7 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
 def test_until_sft_runs_nothing_after_sft(repo_root, tmp_path):
     jobs = planned_jobs(snakemake(repo_root, tmp_path / "fresh", "-n", "--until", "sft"))
     assert {"pretrain", "sft", "base_model"} <= set(jobs)
-    assert not set(jobs) & {"cot", "grpo", "eval_stage", "report"}
+    assert not set(jobs) & {"cot", "grpo", "eval_stage", "report", "external_model", "demo_published_model"}
 
 
 def test_finished_demo_has_nothing_left_to_do(demo_run, repo_root):

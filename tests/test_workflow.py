@@ -1,12 +1,15 @@
 """The Snakemake workflow as a user meets it: the real config resolves fast, bad input is named clearly."""
 from __future__ import annotations
 
+import glob
 import os
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 BIN = Path(sys.executable).parent
@@ -26,7 +29,7 @@ def test_dry_run_of_the_real_config_resolves_in_seconds(repo_root, tmp_path):
     assert time.time() - started < 60
     out = result.stdout + result.stderr
     for rule in ("fetch_dataset", "correct_list", "oversample_list", "base_model", "pretrain", "sft", "cot", "grpo",
-                 "eval_task", "report"):
+                 "eval_task", "external_model", "report"):
         assert rule in out, rule
 
 
@@ -60,3 +63,145 @@ def test_missing_inputs_are_named(tmp_path):
     result = run([str(BIN / "tinyrs"), "data", "correct", "--list", str(tmp_path / "absent-list.json"),
                   "--image-root", str(tmp_path), "--out-dir", str(tmp_path / "out")], tmp_path)
     assert result.returncode == 2 and "absent-list.json" in result.stderr
+
+
+# --- published checkpoints as eval columns -------------------------------------------------------------------------
+
+PUBLISHED = ["TinyRS", "TinyRS-CoT", "TinyRS-R1"]
+TASKS = 12
+
+
+def dry_run(repo_root: Path, workdir: Path, *args: str, overlays: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    """A dry run of the real config (plus overlays) with the shell commands printed."""
+    configs = ["--configfile", "config.yaml", *map(str, overlays)] if overlays else []
+    return run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", *configs, "--config",
+                f"workdir={workdir}", *args], repo_root)
+
+
+def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """The 'Job stats' table of a dry run: rule -> count ({} when nothing is to be done)."""
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    if "Nothing to be done" in result.stdout + result.stderr:
+        return {}
+    lines = result.stdout.splitlines()
+    jobs = {}
+    for line in lines[lines.index("Job stats:") + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def test_published_models_are_fetched_through_the_mirror_and_evaluated(repo_root, tmp_path):
+    overlay = tmp_path / "site.yaml"
+    overlay.write_text(yaml.safe_dump({"hub": {"mirror": "/srv/hub-mirror"}}))
+    result = dry_run(repo_root, tmp_path / "w", overlays=(overlay,))
+    jobs = planned_jobs(result)
+    assert jobs["external_model"] == len(PUBLISHED) and jobs["eval_task"] == (5 + len(PUBLISHED)) * TASKS
+    for name in PUBLISHED:
+        assert (f"tinyrs model fetch --repo aybora/Qwen2-VL-{name} --revision main --mirror /srv/hub-mirror "
+                f"--stage {name} --out {tmp_path}/w/models/{name} ") in result.stdout
+        assert f"--settings {tmp_path}/w/settings/eval-{name}.json --model {tmp_path}/w/models/{name}/" \
+               f"tinyrs_manifest.json" in result.stdout
+        assert f"--external {name}=aybora/Qwen2-VL-{name}@main" in result.stdout
+    assert "--stages base,pretrain,sft,cot,grpo,TinyRS,TinyRS-CoT,TinyRS-R1 " in result.stdout
+
+
+def test_the_demo_evaluates_a_stand_in_from_its_own_mirror(repo_root, tmp_path):
+    workdir = tmp_path / "w"
+    result = run([sys.executable, "-m", "snakemake", "-n", "-p", "--profile", "profiles/demo", "--config",
+                  f"workdir={workdir}"], repo_root)
+    jobs = planned_jobs(result)
+    assert (jobs["demo_published_model"], jobs["external_model"], jobs["eval_stage"]) == (1, 1, 6)
+    assert (f"tinyrs model to-mirror --model {workdir}/models/base/tinyrs_manifest.json "
+            f"--repo tinyrs-demo/Qwen2-VL-tiny-published --mirror {workdir}/demo-hub ") in result.stdout
+    assert (f"tinyrs model fetch --repo tinyrs-demo/Qwen2-VL-tiny-published --revision main --mirror "
+            f"{workdir}/demo-hub --stage published-demo --out {workdir}/models/published-demo ") in result.stdout
+    assert f"--out-dir {workdir}/eval/published-demo " in result.stdout
+
+
+# --- the rerun commands of docs/cluster.md, in every eval layout -------------------------------------------------
+
+def documented_rerun_commands(repo_root: Path) -> list[list[str]]:
+    """The flags of each command in the code block of docs/cluster.md's "Rerunning from a stage"."""
+    section = (repo_root / "docs" / "cluster.md").read_text().split("### Rerunning from a stage", 1)[1]
+    block = section.split("```bash", 1)[1].split("```", 1)[0]
+    commands = []
+    for line in block.splitlines():
+        words = shlex.split(line.split("#", 1)[0])
+        if words:
+            assert words[:3] == ["snakemake", "--profile", "profiles/slurm"], line
+            commands.append(words[3:])
+    return commands
+
+
+def _layout(tmp_path: Path, group_tasks: bool) -> Path:
+    overlay = tmp_path / f"layout-{group_tasks}.yaml"
+    overlay.write_text(yaml.safe_dump({"eval": {"group_tasks": group_tasks}}))
+    return overlay
+
+
+def _finished_workdir(repo_root: Path, workdir: Path, overlay: Path) -> None:
+    """Every output of the workflow, present and up to date (empty files, one timestamp): a finished run as
+    Snakemake plans it, in seconds."""
+    summary = run([sys.executable, "-m", "snakemake", "--summary", "--cores", "1", "--configfile", "config.yaml",
+                   str(overlay), "--config", f"workdir={workdir}"], repo_root)
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    outputs = [line.split("\t")[0] for line in summary.stdout.splitlines()[1:] if line.strip()]
+    assert any(path.endswith("report/results.md") for path in outputs)
+    now = time.time()
+    for path in outputs:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).touch()
+        os.utime(path, (now, now))
+
+
+def _expected_plan(flags: list[str], group_tasks: bool) -> dict[str, int]:
+    """What each documented command reruns in a finished work directory."""
+    columns = ["base", "pretrain", "sft", "cot", "grpo", *PUBLISHED]
+
+    def evals(*stages: str) -> dict[str, int]:
+        return {"eval_stage": len(stages)} if group_tasks else {"eval_task": TASKS * len(stages)}
+
+    after = {"report": 1, "all": 1}
+    plans = {
+        ("--until", "work/models/sft/tinyrs_manifest.json"): {},
+        ("--until", "sft"): {},
+        ("--forcerun", "work/models/cot/tinyrs_manifest.json"): {"cot": 1, "grpo": 1, **evals("cot", "grpo"), **after},
+        ("--forcerun", "grpo"): {"grpo": 1, **evals("grpo"), **after},
+        ("--forcerun", "work/settings/eval-grpo.json"): {"stage_settings": 1, **evals("grpo"), **after},
+        ("--forcerun", "work/settings/eval-*.json"): {"stage_settings": len(columns), **evals(*columns), **after},
+        ("--forcerun", "work/models/TinyRS/tinyrs_manifest.json"): {"external_model": 1, **evals("TinyRS"), **after},
+    }
+    assert tuple(flags) in plans, f"docs/cluster.md documents {flags}: say here what it must rerun"
+    return plans[tuple(flags)]
+
+
+def _in(workdir: Path, flags: list[str]) -> list[str]:
+    """The flags with the docs' `work/` made the test's work directory, globs expanded as a shell would."""
+    args = []
+    for flag in flags:
+        if flag.startswith("work/"):
+            flag = f"{workdir}/{flag.removeprefix('work/')}"
+        matches = sorted(glob.glob(flag)) if "*" in flag else []
+        args += matches or [flag]
+    return args
+
+
+@pytest.mark.parametrize("group_tasks", [True, False])
+def test_every_documented_rerun_command_works_in_this_eval_layout(repo_root, tmp_path, group_tasks):
+    commands = documented_rerun_commands(repo_root)
+    assert any("eval-grpo.json" in " ".join(flags) for flags in commands)
+    overlay = _layout(tmp_path, group_tasks)
+    finished = tmp_path / "finished"
+    _finished_workdir(repo_root, finished, overlay)
+    assert planned_jobs(dry_run(repo_root, finished, overlays=(overlay,))) == {}
+    for flags in commands:
+        plan = planned_jobs(dry_run(repo_root, finished, *_in(finished, flags), overlays=(overlay,)))
+        assert plan == _expected_plan(flags, group_tasks), flags
+        if flags[0] == "--until":  # from scratch: up to SFT and nothing after it
+            fresh = planned_jobs(dry_run(repo_root, tmp_path / "fresh", *_in(tmp_path / "fresh", flags),
+                                         overlays=(overlay,)))
+            assert fresh["sft"] == 1 and not set(fresh) & {"cot", "grpo", "eval_stage", "eval_task",
+                                                          "external_model", "report"}, fresh

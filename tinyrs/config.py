@@ -123,10 +123,30 @@ def _semantic_problems(config: dict, distributed: bool) -> list[tuple[list, str]
     if grpo_init not in MODEL_STAGES[:-1]:
         problems.append((["grpo", "init"], f"'{grpo_init}' must be one of {list(MODEL_STAGES[:-1])}"))
     problems.extend((["grpo", "judge", key], message) for key, message in judge_problems(config["grpo"]["judge"]))
-    styles = config["eval"]["prompt_style"]
-    for stage in config["eval"]["stages"]:
-        if stage not in styles:
-            problems.append((["eval", "prompt_style"], f"no prompt style for evaluated stage '{stage}'"))
+    problems.extend(_eval_column_problems(config["eval"]))
+    return problems
+
+
+def _eval_column_problems(section: dict) -> list[tuple[list, str]]:
+    """Every entry of eval.stages is a pipeline stage with a prompt style, or a published model."""
+    problems = []
+    styles, external = section["prompt_style"], section["external_models"]
+    for stage in section["stages"]:
+        if stage in MODEL_STAGES:
+            if stage not in styles:
+                problems.append((["eval", "prompt_style"], f"no prompt style for evaluated stage '{stage}'"))
+        elif stage not in external:
+            problems.append((["eval", "stages"], f"'{stage}' is neither a pipeline stage {list(MODEL_STAGES)} nor a "
+                                                 f"key of eval.external_models"))
+    folders: dict[str, str] = {}
+    for name, spec in external.items():
+        if name in MODEL_STAGES:
+            problems.append((["eval", "external_models", name],
+                             f"'{name}' is the name of a pipeline stage: give the published model another name"))
+        folder = spec["repo"].split("/")[-1]
+        if folders.setdefault(folder, spec["repo"]) != spec["repo"]:
+            problems.append((["eval", "external_models", name, "repo"],
+                             f"'{spec['repo']}' and '{folders[folder]}' would share the mirror folder '{folder}'"))
     return problems
 
 
@@ -257,9 +277,22 @@ def grpo_settings(config: dict) -> dict:
     return settings
 
 
+def external_models(config: dict) -> dict[str, dict]:
+    """The published checkpoints evaluated: the keys of eval.external_models named in eval.stages, in that order."""
+    catalogue = config["eval"]["external_models"]
+    return {name: catalogue[name] for name in config["eval"]["stages"] if name in catalogue}
+
+
 def eval_settings(config: dict, stage: str) -> dict:
-    settings = {k: v for k, v in config["eval"].items() if k not in ("prompt_style", "stages")}
-    settings["prompt_style"] = config["eval"]["prompt_style"][stage]
+    """The eval settings of one report column: a pipeline stage, or a published model (eval.external_models)."""
+    section = config["eval"]
+    settings = {k: v for k, v in section.items() if k not in ("prompt_style", "stages", "external_models")}
+    external = section["external_models"].get(stage) if stage not in MODEL_STAGES else None
+    if external:
+        settings["prompt_style"] = external["prompt_style"]
+        settings["model"] = {"repo": external["repo"], "revision": external["revision"]}
+    else:
+        settings["prompt_style"] = section["prompt_style"][stage]
     settings["stage"] = stage
     settings["chat"] = config["chat"]
     return settings

@@ -1,4 +1,5 @@
-"""``tinyrs model``: the base model of the pipeline (Hub download, or the offline tiny demo model)."""
+"""``tinyrs model``: the base model of the pipeline and published checkpoints (Hub download or a mirror, or the
+offline tiny demo model)."""
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,17 @@ def register(subparsers) -> None:
     fetch.add_argument("--repo", required=True)
     fetch.add_argument("--revision", default="main")
     fetch.add_argument("--mirror", default=None, help="local directory laid out like the Hub")
+    fetch.add_argument("--stage", default="base",
+                       help="the name the manifest records: base, or a published model's eval.external_models key")
     fetch.add_argument("--out", required=True)
     fetch.set_defaults(func=_fetch)
+
+    to_mirror = commands.add_parser(
+        "to-mirror", help="lay out a model directory as a Hub repo of a local mirror (what fetch --mirror reads)")
+    to_mirror.add_argument("--model", required=True, help="model directory (or its tinyrs_manifest.json)")
+    to_mirror.add_argument("--repo", required=True, help="the Hub id it stands for, owner/name")
+    to_mirror.add_argument("--mirror", required=True, help="the mirror directory: the model goes to <mirror>/<name>")
+    to_mirror.set_defaults(func=_to_mirror)
 
 
 def _tiny(args: argparse.Namespace) -> int:
@@ -42,5 +52,13 @@ def _fetch(args: argparse.Namespace) -> int:
     from tinyrs.provenance import provenance
 
     summary = fetch_model(args.repo, args.revision, args.out, args.mirror)
-    write_manifest(args.out, stage="base", source="hub", **summary, **provenance())
+    write_manifest(args.out, stage=args.stage, source="hub", **summary, **provenance())
+    return 0
+
+
+def _to_mirror(args: argparse.Namespace) -> int:
+    from tinyrs.model.fetch import put_in_mirror
+
+    target = put_in_mirror(args.model, args.repo, args.mirror)
+    print(f"tinyrs: {args.model} laid out as {args.repo} at {target}")
     return 0

@@ -1,4 +1,5 @@
-"""``tinyrs report``: every task x every stage as Markdown, CSV, Parquet and one plot per task family."""
+"""``tinyrs report``: every task x every stage (and published checkpoint) as Markdown, CSV, Parquet and one plot
+per task family."""
 from __future__ import annotations
 
 import argparse
@@ -10,12 +11,27 @@ def register(subparsers) -> None:
     parser.add_argument("--stages", help="comma-separated stages, in column order (default: config eval.stages)")
     parser.add_argument("--out-dir", required=True, help="where results.{md,csv,parquet} and <family>.png go")
     parser.add_argument("--config", action="append",
-                        help="config YAML (repeat for overlays): its eval tasks appear even with no metrics file")
+                        help="config YAML (repeat for overlays): its eval tasks appear even with no metrics file, "
+                             "its published models (eval.external_models in eval.stages) are named")
+    parser.add_argument("--external", action="append", default=[], metavar="NAME=REPO@REVISION",
+                        help="a column that is a published checkpoint, and its source (repeatable)")
     parser.set_defaults(func=report_command)
 
 
+def _external(values: list[str]) -> dict[str, str]:
+    from tinyrs.config import ConfigError
+
+    external = {}
+    for value in values:
+        name, _, source = value.partition("=")
+        if not name or "@" not in source:
+            raise ConfigError(f"tinyrs report: --external '{value}': expected NAME=REPO@REVISION")
+        external[name] = source
+    return external
+
+
 def report_command(args: argparse.Namespace) -> int:
-    from tinyrs.config import ConfigError, load_config
+    from tinyrs.config import ConfigError, external_models, load_config
     from tinyrs.report import write_report
 
     config = load_config(args.config) if args.config else None
@@ -26,5 +42,8 @@ def report_command(args: argparse.Namespace) -> int:
     else:
         raise ConfigError("tinyrs report: give --stages or --config")
     expected = config["eval"]["tasks"] if config else None
-    print(write_report(args.eval_dir, stages, args.out_dir, expected), end="")
+    external = {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external_models(config).items()
+                if name in stages} if config else {}
+    external.update(_external(args.external))
+    print(write_report(args.eval_dir, stages, args.out_dir, expected, external), end="")
     return 0

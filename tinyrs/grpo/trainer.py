@@ -2,6 +2,9 @@
 
 ``per_device_batch_size`` in config counts prompts, as in the reference recipe; TRL counts
 completions, so TRL's per-device batch is prompts x ``num_generations``.
+The loss, advantage and sampling settings (``TRL_SETTINGS``) are config keys of the same name and value as
+TRL 1.16's ``GRPOConfig``; config.yaml sets them to what the reference's trainer did (README, "GRPO recipe vs
+the reference").
 """
 from __future__ import annotations
 
@@ -13,17 +16,19 @@ from tinyrs.grpo.dataset import load_grpo_dataset
 from tinyrs.model.load import load_model, load_processor
 
 
+# grpo.* keys passed to GRPOConfig unchanged (same name, same meaning)
+TRL_SETTINGS = ("num_generations", "beta", "temperature", "top_k", "top_p", "loss_type", "scale_rewards", "epsilon",
+                "num_iterations", "mask_truncated_completions", "use_bias_correction_kl", "max_completion_length")
+
+
 def grpo_config(settings: dict, checkpoint_dir: Path):
     from trl import GRPOConfig
 
     return GRPOConfig(
         **runtime.trainer_arguments(settings, checkpoint_dir),
+        **{key: settings[key] for key in TRL_SETTINGS},
         per_device_train_batch_size=settings["per_device_batch_size"] * settings["num_generations"],
         gradient_accumulation_steps=settings["grad_accum"],
-        num_generations=settings["num_generations"],
-        beta=settings["beta"],
-        temperature=settings["temperature"],
-        max_completion_length=settings["max_completion_length"],
         use_vllm=settings["rollout"] == "vllm",
         vllm_mode="colocate",
         vllm_gpu_memory_utilization=settings["vllm_gpu_memory_utilization"],
