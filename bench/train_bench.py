@@ -104,8 +104,8 @@ def run_variant(name: str, settings: dict, model_dir: Path, manifest: Path, work
     variant_dir.mkdir(parents=True, exist_ok=True)
     settings_path = variant_dir / "settings.json"
     settings_path.write_text(json.dumps(settings))
-    command = ["torchrun", "--standalone", "--nproc_per_node", "1", "-m", "tinyrs.cli", "train",
-               "--settings", str(settings_path), "--init", str(model_dir), "--data", str(manifest),
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",  # torchrun
+               "-m", "tinyrs.cli", "train", "--settings", str(settings_path), "--init", str(model_dir), "--data", str(manifest),
                "--out", str(variant_dir / "model"), "--checkpoints", str(variant_dir / "ckpt")]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     subprocess.run(command, check=True, env=env, cwd=REPO)
