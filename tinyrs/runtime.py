@@ -230,17 +230,34 @@ def save_outputs(trainer, processor, out_dir: str | Path, settings: dict, starte
 
     Checkpoints exist to resume an unfinished run. Once the model directory is complete they are
     removed, so that a forced rerun (``--forcerun``) trains again instead of resuming at the end.
+    Every rank returns only once rank 0 has finished (``leave_together``).
     """
     trainer.save_model(str(out_dir))
-    if not trainer.is_world_process_zero():
-        return {}
-    processor.save_pretrained(str(out_dir))
-    trainer.model.generation_config.save_pretrained(str(out_dir))
-    write_json(Path(out_dir) / "train_log.json", trainer.state.log_history)
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    summary = {"steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None, **summary}
-    write_manifest(out_dir, **summary, config_sha256=sha256_json(settings),
-                   wall_time_s=round(time.time() - started, 2), **provenance())
-    for checkpoint in Path(trainer.args.output_dir).glob("checkpoint-*"):
-        shutil.rmtree(checkpoint, ignore_errors=True)
+    if trainer.is_world_process_zero():
+        processor.save_pretrained(str(out_dir))
+        trainer.model.generation_config.save_pretrained(str(out_dir))
+        write_json(Path(out_dir) / "train_log.json", trainer.state.log_history)
+        losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+        summary = {"steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None, **summary}
+        write_manifest(out_dir, **summary, config_sha256=sha256_json(settings),
+                       wall_time_s=round(time.time() - started, 2), **provenance())
+        for checkpoint in Path(trainer.args.output_dir).glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    else:
+        summary = {}
+    leave_together(trainer)
     return summary
+
+
+def leave_together(trainer) -> None:
+    """Wait for every rank, then close the process group.
+
+    A rank that exits while another still writes the model directory could abort at interpreter exit
+    ("terminate called without an active exception": DeepSpeed's shared-memory comm threads torn down
+    under a live peer), failing a finished run.
+    """
+    import torch.distributed as dist
+
+    trainer.accelerator.wait_for_everyone()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
