@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install clean-demo images
+.PHONY: demo test install clean-demo images mutation
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/tinyrs images test
 	$(BIN)/python -m pytest -q -ra
+
+# Mutation testing of the scoring and reward code (bench/mutation.py, bench/README.md): minutes, not part of `make test`
+mutation: $(STAMP)
+	$(BIN)/python bench/mutation.py
 
 # Apptainer images of the GPU stages from envs/*.yaml, digests into containers/images.lock.json (docs/cluster.md)
 images: $(STAMP)

@@ -462,3 +462,23 @@ def test_every_rule_is_documented():
     doc = lenient.__doc__
     for rule in ["R1", "R2", "R3", "C1", "C2", "C3", "C4", "L1", "L2", "L3"] + [f"G{i}" for i in range(1, 9)]:
         assert f"  {rule}. " in doc, rule
+
+
+# --- pinned by mutation testing (bench/mutation.py): each case kills a surviving mutant ------------------------------
+
+def test_ground_truth_is_read_as_text():
+    # C1/L2 read str(answer): a ground truth stored as a JSON number is its text
+    assert reference_closed_match("3", 3) is True
+    assert reference_closed_match("4", 3) is False
+    assert reference_lhrs_match("3", 3) is True
+
+
+def test_truth_boxes_are_read_from_the_answer_as_text():
+    # G2 runs on str(answer): a ground truth stored as a JSON list [[x1, y1, x2, y2]] prints as that text
+    assert lenient.reference_truth_boxes([[10, 20, 30, 40]]) == [(10.0, 20.0, 30.0, 40.0)]
+
+
+def test_degenerate_intersection_is_zero_even_without_a_union():
+    # G6: x2 <= x1 or y2 <= y1 gives 0 before any division; two identical lines have no union at all
+    assert reference_iou((5, 5, 5, 9), (5, 5, 5, 9)) == 0.0
+    assert reference_iou((5, 5, 9, 5), (5, 5, 9, 5)) == 0.0

@@ -289,3 +289,105 @@ def test_ground_truth_problems(task, answer, size, types, reason):
 def test_usable_ground_truth_has_no_problem():
     assert ground_truth_problem(VG_PIXELS, "[[10, 10, 2000, 900]]", [2048, 1024], None) is None
     assert ground_truth_problem(LHRS, "C. harbour", [5, 5], [2, 3]) is None
+
+
+# --- pinned by mutation testing (bench/mutation.py): each case kills a surviving mutant ------------------------------
+
+def test_parsed_answer_and_reasoning_are_stripped():
+    from tinyrs.answers import parse_completion
+    assert parse_completion("<reasoning> green canopy\n</reasoning><answer> forest \n</answer>") == (
+        "green canopy", "forest", True)
+    assert scored(CLS, "<reasoning>r</reasoning>  forest \n", "forest")["parsed"] == "forest"
+    assert scored(CLS, "  forest \n", "forest")["parsed"] == "forest"
+
+
+def test_text_after_the_last_reasoning_close_is_the_answer():
+    # rsplit at the LAST </reasoning>: a stray second close does not leave the middle piece as the answer
+    row = scored(CLS, "<reasoning>a</reasoning>desert</reasoning>forest", "forest")
+    assert row["parsed"] == "forest" and row["correct"] is True
+
+
+def test_closed_match_normalises_both_sides():
+    from tinyrs.answers import closed_answers_match
+    assert closed_answers_match("yes", "True") is True        # the ground truth's synonym is mapped too
+    assert closed_answers_match("absent", "No.") is True
+    assert closed_answers_match("3", 3) is True                # a number read from JSON as a ground truth
+
+
+@pytest.mark.parametrize("text", [
+    '"bbox_2d": [0, 0, Infinity, 100]',                        # JSON reads Infinity: not a finite box
+    '"bbox_2d": [0, 0, NaN, 100]',
+    "[0, 0, " + "9" * 400 + ", 100]",                          # 400 digits: float inf
+    '"bbox_2d": [1, 2, 3]',                                    # three numbers are no box
+    '"bbox_2d": [1, 2, 3, 4, 5]',
+])
+def test_non_finite_or_wrong_length_boxes_are_not_boxes(text):
+    assert parse_boxes(text) == []
+
+
+def test_a_list_right_after_a_bbox_2d_list_is_its_own_box():
+    # the bbox_2d span ends at its "]": a list starting exactly there is not inside it
+    assert parse_boxes('"bbox_2d": [1, 2, 3, 4][5, 6, 7, 8]') == [(1, 2, 3, 4), (5, 6, 7, 8)]
+
+
+def test_strip_boxes_leaves_no_surrounding_space():
+    assert strip_boxes("[[1, 2, 3, 4]] a ship [[5, 6, 7, 8]]") == "a ship"
+
+
+def test_canonical_box_without_area_is_none():
+    from tinyrs.answers import canonical_box
+    assert canonical_box((10, 10, 10, 50)) is None              # zero width
+    assert canonical_box((10, 50, 40, 50)) is None              # zero height
+    assert canonical_box((1200, 0, 1500, 100)) is None          # clipped to the grid's edge: no width left
+    assert canonical_box((10, 20, 11, 21)) == (10, 20, 11, 21)  # any positive area counts
+
+
+def test_iou_edge_cases():
+    from tinyrs.answers import iou
+    assert iou((0, 0, 100, 100), (200, 0, 300, 100)) == 0.0     # apart in x, overlapping in y
+    assert iou((0, 0, 100, 100), (0, 200, 100, 300)) == 0.0     # apart in y, overlapping in x
+    assert iou((0, 0, 0.5, 0.5), (0, 0, 0.5, 0.5)) == 1.0       # a union below 1 is still a union
+    assert iou((5, 5, 5, 5), (5, 5, 5, 5)) == 0.0               # no union at all: 0, not a division by zero
+
+
+def test_format_box_rounds_to_the_vhm_form():
+    from tinyrs.answers import format_box
+    assert format_box((120.4, 40.6, 300, 200)) == "[[120, 41, 300, 200]]"
+
+
+@pytest.mark.parametrize("task, answer, size, types, reason", [
+    (CLS, " \n ", None, None, "empty_answer"),                  # whitespace only
+    (LHRS, "B", None, [], "bad_type"),                           # an empty type list
+    (VG_PIXELS, "[[5, 5, 5, 9]]", [10, 10], None, "answer_without_box"),   # pixel truth without width
+    (VG_PIXELS, "[[5, 5, 9, 5]]", [10, 10], None, "answer_without_box"),   # ... without height
+])
+def test_more_ground_truth_problems(task, answer, size, types, reason):
+    assert ground_truth_problem(task, answer, size, types)[0] == reason
+
+
+def test_smallest_usable_ground_truth():
+    assert ground_truth_problem(CLS, "forest", [1, 1], None) is None          # a 1 x 1 image is a size
+    assert ground_truth_problem(CLS, "forest", [0.5, 2], None) is None
+    assert ground_truth_problem(LHRS, "B", None, [1]) is None                 # one type id is enough
+
+
+def test_ground_truth_box_clips_only_grid_truths():
+    from tinyrs.eval.scoring import ground_truth_box
+    assert ground_truth_box(VG_PIXELS, "[[10, 10, 2000, 900]]") == (10, 10, 2000, 900)   # pixels: not clipped
+    assert ground_truth_box(VG_PIXELS, "[[300, 200, 100, 50]]") == (100, 50, 300, 200)   # but ordered
+    assert ground_truth_box(VG, "[[0, 0, 1200, 500]]") == (0, 0, 1000, 500)              # grid: clipped
+    row = scored(VG, "[[0, 0, 1000, 500]]", "[[0, 0, 1200, 500]]", size=[100, 100])
+    assert row["iou"] == pytest.approx(1.0)
+
+
+def test_size_bucket_of_a_box_away_from_the_origin():
+    # area = (x2 - x1) * (y2 - y1): 20 x 20 px = 400 (small) wherever the box lies
+    assert scored(VG_PIXELS, "[[100, 500, 120, 600]]", "[[100, 100, 120, 120]]", size=[1000, 200])["bucket"] == "small"
+    # grid truth 10 x 10 units of a 640 x 480 image: 6.4 x 4.8 px (small)
+    assert scored(VG, "[[500, 500, 510, 510]]", "[[500, 500, 510, 510]]", size=[640, 480])["bucket"] == "small"
+
+
+@pytest.mark.parametrize("size", [[1000, 100], [100, 1000]])
+def test_grid_truth_area_uses_width_times_height(size):
+    # 100 x 100 grid units = 100 x 10 px (or 10 x 100): 1000 px, small; width² or height² would give 100 or 10000
+    assert scored(VG, "[[0, 0, 100, 100]]", "[[0, 0, 100, 100]]", size=size)["bucket"] == "small"

@@ -204,3 +204,24 @@ def test_registry_declares_ranges_in_registry_and_docstrings():
     for name, spec in REWARDS.items():
         assert (spec.low, spec.high) == (0.0, 1.0)
         assert "range [0, 1]" in inspect.getdoc(documented[name]).lower(), name
+
+
+# --- pinned by mutation testing (bench/mutation.py): each case kills a surviving mutant ------------------------------
+
+def test_detection_f1_threshold_is_half_inclusive():
+    truth = "[[0, 0, 500, 500]]"
+    assert detection_f1_reward("[[0, 0, 250, 500]]", truth) == 1.0    # IoU 0.5 exactly: a match
+    assert detection_f1_reward("[[0, 0, 240, 500]]", truth) == 0.0    # IoU 0.48: none (0.45 would match it)
+
+
+def test_label_recall_of_a_truth_without_labels_is_zero():
+    assert label_recall_reward("forest", "") == 0.0
+    assert label_recall_reward("forest", " , ;") == 0.0
+
+
+def test_degenerate_boxes_count_as_written_boxes():
+    # Boxes with no area score nothing but still count among the M written boxes: spamming [[5, 5, 5, 80]]
+    # cannot bypass the spam guard. Truths A, B found, plus two degenerate boxes: M = 4.
+    spam = f"{A} {B} [[5, 5, 5, 80]] [[5, 5, 5, 80]]"
+    assert detection_reward(spam, f"{A}, {B}") == pytest.approx(0.5)        # mean best 1 x guard 2/4
+    assert detection_f1_reward(spam, f"{A}, {B}") == pytest.approx(2 / 3)   # 2 x 2 / (4 + 2)
