@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
-from tinyrs.cluster.images import ENVS_DIR, PIN, read_env
+from tinyrs.cluster.images import ENVS_DIR, constraint_pins, read_env
 from tinyrs.config import TRAIN_STAGES, ConfigError
 from tinyrs.io import MANIFEST_NAME, model_dir_of
 
@@ -172,8 +172,7 @@ def tested_versions(envs_dir: Path = ENVS_DIR) -> dict[str, list[str]]:
     pins = [pin for path in sorted(envs_dir.glob("*.yaml")) for pin in read_env(path).pip.items()]
     constraints = envs_dir / CPU_CONSTRAINTS
     if constraints.exists():
-        lines = constraints.read_text(encoding="utf-8").splitlines()
-        pins += [(match.group(1), match.group(3)) for match in map(PIN.match, lines) if match]
+        pins += list(constraint_pins(constraints).items())
     tested: dict[str, list[str]] = {}
     for name, version in pins:
         tested.setdefault(canonicalize_name(name), []).append(version)

