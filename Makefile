@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml envs/cpu-constraints.txt envs/sft.yaml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake --profile profiles/demo
+	$(BIN)/tinyrs run --profile profiles/demo
 	@cat work-demo/report/results.md
 
 # The whole suite in the development venv (= the sft image's pins), then each other image's pins in a CPU venv

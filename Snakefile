@@ -7,8 +7,8 @@ from tinyrs.config import all_stage_settings, exit_on_config_error, validate, wo
 
 # Config errors name the file and the key: our code reads config.yaml first (a YAML error names it), and knows
 # the layers Snakemake merged into `config` (config.yaml, each --configfile, the --config values).
-# Overlays given with --configfile are parsed by Snakemake before this file runs: `tinyrs config check` names
-# the file of a YAML error there.
+# Overlays given with --configfile are parsed by Snakemake before this file runs: `tinyrs run ARGS` checks them
+# (a YAML error names the file) and then runs `snakemake ARGS`.
 with exit_on_config_error():
     CONFIG_LAYERS = workflow_layers("config.yaml", workflow.overwrite_configfiles, workflow.config_settings.config)
 configfile: "config.yaml"

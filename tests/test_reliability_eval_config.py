@@ -183,13 +183,51 @@ def test_snakemake_missing_config_yaml_with_an_overlay_names_the_file(tmp_path):
     assert "tinyrs: config file config.yaml does not exist" in result.stderr
 
 
-def test_overlay_yaml_errors_are_named_by_config_check(tmp_path, capsys):
-    """--configfile overlays are parsed by Snakemake's command line before the Snakefile runs (its message has no
-    file name); ``tinyrs config check`` is the check that names them."""
-    for text, message in [("grpo: {beta: [1,\n", "not valid YAML"), ("- a\n", "the top level must be a mapping")]:
-        overlay = _overlay(tmp_path, text)
-        assert main(["config", "check", "--config", str(CONFIG), "--config", str(overlay)]) == 2
-        assert f"{overlay}: {message}" in capsys.readouterr().err
+def _tinyrs_run(*args: str) -> subprocess.CompletedProcess:
+    """``tinyrs run ARGS`` from the repository root (config.yaml there), as a user types it."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(ROOT))
+    return subprocess.run(["timeout", "-k", "10", "120", sys.executable, "-m", "tinyrs.cli", "run", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("text, message", [("grpo: {beta: [1,\n", "not valid YAML"),
+                                           ("- a\n", "the top level must be a mapping, got list")])
+def test_overlay_yaml_errors_under_snakemake_are_named_by_tinyrs_run(tmp_path, text, message):
+    """Snakemake parses --configfile overlays before the Snakefile runs, and its message names no file (the
+    first assertion shows it); ``tinyrs run`` checks them first, names the file, and never starts snakemake."""
+    overlay = _overlay(tmp_path, text)
+    plain = _snakemake_dry_run(ROOT, "--configfile", str(overlay))
+    assert plain.returncode != 0 and str(overlay) not in plain.stdout + plain.stderr
+    result = _tinyrs_run("--profile", "profiles/demo", "--configfile", str(overlay), "-n")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"tinyrs: {overlay}: {message}")
+    assert "Traceback" not in result.stderr and "Building DAG" not in result.stdout + result.stderr
+
+
+def test_missing_overlay_under_snakemake_is_named_by_tinyrs_run_without_a_traceback(tmp_path):
+    missing = tmp_path / "site.yaml"
+    plain = _snakemake_dry_run(ROOT, "--configfile", str(missing))
+    assert "Traceback" in plain.stdout + plain.stderr   # Snakemake's own open() of the file
+    result = _tinyrs_run("--profile", "profiles/demo", "--configfile", str(missing), "-n")
+    assert (result.returncode, result.stderr) == (2, f"tinyrs: config file {missing} does not exist\n")
+
+
+def test_tinyrs_run_checks_a_profiles_overlays_and_then_is_snakemake(tmp_path):
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    overlay = _overlay(tmp_path, "stages: {sft: {max_stepz: 3}}\n")
+    (profile / "config.yaml").write_text(f"configfile: [config.yaml, {overlay}]\ncores: 1\n", encoding="utf-8")
+    result = _tinyrs_run("--profile", str(profile), "-n")
+    assert result.returncode == 2
+    assert f"{overlay}: unknown key 'stages.sft.max_stepz'" in result.stderr
+    # valid files: the same arguments reach snakemake, and so does its exit status
+    good = _overlay(tmp_path, f"workdir: {tmp_path}/w\n", name="good.yaml")
+    (profile / "config.yaml").write_text(f"configfile: [config.yaml, profiles/demo/overrides.yaml, {good}]\n"
+                                         "cores: 1\n", encoding="utf-8")
+    result = _tinyrs_run("--profile", str(profile), "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    assert "demo_world" in result.stdout and "report" in result.stdout
+    assert _tinyrs_run("--profile", str(profile), "-n", "no_such_target").returncode == 1
 
 
 def test_snakemake_global_batch_not_divisible_by_per_device_batch_is_a_config_error(tmp_path):

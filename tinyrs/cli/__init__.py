@@ -11,7 +11,7 @@ import importlib
 import sys
 
 FAMILIES = ("demo", "data", "model", "train", "grpo", "rewards", "eval", "report", "config", "cluster",
-            "doctor")
+            "doctor", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     from tinyrs.config import ConfigError
     from tinyrs.io import DataError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, passthrough = parser.parse_known_args(argv)
+    if passthrough and not getattr(args, "takes_passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
+    args.passthrough = passthrough
     try:
         return int(args.func(args) or 0)
     except (ConfigError, DataError) as err:
