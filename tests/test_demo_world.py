@@ -205,7 +205,8 @@ def test_boxes_are_in_range_and_cover_the_drawn_object(world):
         height, width, _ = image.shape
         px1, px2 = int(x1 / 1000 * width), int(np.ceil(x2 / 1000 * width))
         py1, py2 = int(y1 / 1000 * height), int(np.ceil(y2 / 1000 * height))
-        assert 6 <= px2 - px1 <= 50 and 6 <= py2 - py1 <= 50  # visible at 224 px, not huge
+        # from a few pixels to most of the image, like DIOR-RSVG's referred objects
+        assert 0.01 * width <= px2 - px1 <= 0.65 * width and 0.01 * height <= py2 - py1 <= 0.65 * height
         ring = np.zeros(image.shape[:2], bool)
         ring[max(py1 - 4, 0):py2 + 4, max(px1 - 4, 0):px2 + 4] = True
         ring[py1:py2, px1:px2] = False
@@ -213,6 +214,23 @@ def test_boxes_are_in_range_and_cover_the_drawn_object(world):
         assert np.abs(inside - around).sum() > 40, (path, answer, inside, around)
         checked += 1
     assert checked >= 100
+
+
+def test_grounding_eval_has_real_image_sizes_and_every_size_bucket(world):
+    """DIOR-RSVG's test images are 800 x 800 and its boxes are pixels of them: small, medium and large all occur."""
+    from collections import Counter
+
+    from tinyrs.eval.scoring import size_bucket
+
+    _, root, _ = world
+    eval_dir = root / "scorers_datasets_eval"
+    buckets = Counter()
+    for record in read(eval_dir / "VG_DOIR_RSVG_test.json"):
+        assert record["size"] == [800, 800]
+        assert pixels(eval_dir / "VG_DOIR_RSVG_test" / record["image"]).shape[:2] == (800, 800)
+        ((x1, y1, x2, y2),) = parse_boxes(record["conversations"][1]["value"])
+        buckets[size_bucket((x2 - x1) * (y2 - y1))] += 1
+    assert set(buckets) == {"small", "medium", "large"} and min(buckets.values()) >= 0.15 * sum(buckets.values())
 
 
 def test_scene_classes_are_separable_by_mean_colour(world):

@@ -15,6 +15,7 @@ def register(subparsers) -> None:
                              "its published models (eval.external_models in eval.stages) are named")
     parser.add_argument("--external", action="append", default=[], metavar="NAME=REPO@REVISION",
                         help="a column that is a published checkpoint, and its source (repeatable)")
+    parser.add_argument("--grpo-log", help="GRPO's train_log.json: adds its reward curves (grpo_rewards.png)")
     parser.set_defaults(func=report_command)
 
 
@@ -45,5 +46,5 @@ def report_command(args: argparse.Namespace) -> int:
     external = {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external_models(config).items()
                 if name in stages} if config else {}
     external.update(_external(args.external))
-    print(write_report(args.eval_dir, stages, args.out_dir, expected, external), end="")
+    print(write_report(args.eval_dir, stages, args.out_dir, expected, external, args.grpo_log), end="")
     return 0

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tinyrs import runtime
+from tinyrs.grpo.curves import reward_curve
 from tinyrs.grpo.dataset import load_grpo_dataset
 from tinyrs.model.load import load_model, load_processor
 
@@ -69,16 +70,3 @@ def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, chec
         init_model=str(init_model), dataset=str(dataset_path),
         reward_curve=reward_curve(trainer.state.log_history), rewards=trainer.reward_funcs[0].suite.summary(),
     )
-
-
-def reward_curve(log_history: list[dict]) -> dict:
-    """Mean total reward over the first and the last quarter of logged steps: did GRPO improve?"""
-    rewards = [entry["reward"] for entry in log_history if "reward" in entry]
-    if len(rewards) < 4:
-        return {"logged_steps": len(rewards)}
-    quarter = len(rewards) // 4
-    return {
-        "logged_steps": len(rewards),
-        "first_quarter_mean": sum(rewards[:quarter]) / quarter,
-        "last_quarter_mean": sum(rewards[-quarter:]) / quarter,
-    }

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tinyrs.answers import BOX_SCALE, LHRS_TYPES, format_box
+from tinyrs.data.demo_world.plan import VG_ORIGINAL_SIZE, VG_TARGET_SCALES
 from tinyrs.data.demo_world.scenes import (
     HOSTS, MAX_COUNT, OBJECT_TYPES, SCENE_CLASSES, DrawnObject, Scene, draw_scene,
 )
@@ -87,7 +88,8 @@ class QA:
     rationale: str  # short visual rationale for the reasoning list
     answer_type: str  # GRPO: OPEN, CLOSED or BOX
     lhrs_types: tuple[int, ...] = ()
-    pixel_answer: str | None = None  # grounding: the box in pixels, as the real DIOR-RSVG test file stores it
+    pixel_answer: str | None = None  # grounding: the box in pixels of original_size, as DIOR-RSVG's test file has it
+    original_size: tuple[int, int] | None = None  # grounding: (width, height) the eval image is stored at
 
 
 Asked = tuple[Scene, list[QA]]
@@ -113,8 +115,8 @@ class Asker:
     def counts(self, scene_class: str) -> dict[str, int]:
         return {kind: self.rng.randint(0, MAX_COUNT) for kind in HOSTS.get(scene_class, ())}
 
-    def draw(self, scene_class: str, counts: dict[str, int]) -> Scene:
-        return draw_scene(scene_class, counts, np.random.default_rng(self.rng.getrandbits(64)))
+    def draw(self, scene_class: str, counts: dict[str, int], scales: dict[str, float] | None = None) -> Scene:
+        return draw_scene(scene_class, counts, np.random.default_rng(self.rng.getrandbits(64)), scales)
 
 
 # --- words --------------------------------------------------------------------------------------
@@ -217,8 +219,12 @@ def vg_qa(scene: Scene, kind: str, rng: random.Random) -> QA:
     x1, y1, x2, y2 = target.box
     rationale = (f"The only {LOOKS[kind][0]} lies in the {where(scene, target)} of the image, "
                  f"about {x2 - x1} by {y2 - y1} pixels.")
+    width, height = scene.size
+    original = VG_ORIGINAL_SIZE
+    pixels = (round(x1 * original[0] / width), round(y1 * original[1] / height),
+              round(x2 * original[0] / width), round(y2 * original[1] / height))
     return QA("vg", VG_PREFIX, question, normalised_box(scene, target.box), rationale, BOX,
-              pixel_answer=format_box(target.box))
+              pixel_answer=format_box(pixels), original_size=original)
 
 
 def caption_qa(scene: Scene, rng: random.Random) -> QA:
@@ -299,7 +305,8 @@ def ask_vg(ask: Asker) -> Asked:
     rng = ask.rng
     scene_class = ask.pick(HOST_CLASSES)
     kind = rng.choice(HOSTS[scene_class])
-    scene = ask.draw(scene_class, ask.counts(scene_class) | {kind: 1})
+    scale = ask.pick(VG_TARGET_SCALES)
+    scene = ask.draw(scene_class, ask.counts(scene_class) | {kind: 1}, scales={kind: scale})
     return scene, [vg_qa(scene, kind, rng)]
 
 

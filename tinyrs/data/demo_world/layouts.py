@@ -20,7 +20,7 @@ from typing import Callable, Iterator
 
 from tinyrs.data.demo_world import plan
 from tinyrs.data.demo_world.content import LHRS_TYPES, QA, Asker, ask_kind
-from tinyrs.data.demo_world.scenes import encode_jpeg
+from tinyrs.data.demo_world.scenes import encode_jpeg, resized
 from tinyrs.io import atomic_open, write_json
 
 VERSAD, SFT, GRPO, EVAL = "VHM_VersaD", "VHM_dataset_sft", "VHM_dataset_grpo", "scorers_datasets_eval"
@@ -199,8 +199,9 @@ def write_eval(root: Path, scale: plan.Scale, rng_for) -> dict:
             for i in range(scale.eval_per_task):
                 scene, (qa,) = ask_kind(ask, kind, plan.CLS_LABELS.get(file_name))
                 image = f"{stem}_{i:05d}.jpg"
-                write(root / stem / image, encode_jpeg(scene.image))
-                record = {"image": image, "size": list(scene.size),
+                pixels = scene.image if qa.original_size is None else resized(scene.image, qa.original_size)
+                write(root / stem / image, encode_jpeg(pixels))
+                record = {"image": image, "size": [pixels.shape[1], pixels.shape[0]],
                           "conversations": [{"from": "human", "value": qa.question},
                                             {"from": "gpt", "value": qa.pixel_answer or qa.answer}]}
                 if qa.lhrs_types:

@@ -21,7 +21,7 @@ class Scale:
 
 
 SCALES = {
-    "tiny": Scale(pretrain=800, sft=1500, reasoning=600, grpo=96, eval_per_task=20, shard_size=128),
+    "tiny": Scale(pretrain=800, sft=1500, reasoning=600, grpo=96, eval_per_task=50, shard_size=128),
     "small": Scale(pretrain=4000, sft=7500, reasoning=3000, grpo=480, eval_per_task=100, shard_size=256),
 }
 
@@ -52,6 +52,13 @@ REASONING_MIX = (
     ("RSVQA_HR", "presence", 0.05), ("RSVQA_HR", "comp", 0.05),
     ("DOIR-RSVG", "vg", 0.16), ("dior", "mc", 0.12),
 )
+
+# --- grounding targets: sizes like DIOR-RSVG's (800 x 800 images; its referred objects run from a few pixels
+# to most of the image). Each grounding target is drawn at one of these multiples of its sprite's natural size
+# (12-46 px on a 224 px scene): 0.5 makes mostly "small" boxes (area <= 32² px at 800 px), 1.0 "medium",
+# 2.0 and 3.0 "large" (> 96² px). The eval file stores images and pixel boxes at the original size.
+VG_TARGET_SCALES = (0.5, 1.0, 2.0, 3.0)
+VG_ORIGINAL_SIZE = (800, 800)
 
 # --- VHM_dataset_grpo: (question kind, share); captions are the open-ended ("0") rows ----------
 GRPO_MIX = (

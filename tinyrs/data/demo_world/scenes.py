@@ -360,8 +360,13 @@ def sprite_vehicle(rng):
 SPRITES = {"plane": sprite_plane, "ship": sprite_ship, "storage tank": sprite_tank, "vehicle": sprite_vehicle}
 
 
-def _oriented(rng, kind):
+def _oriented(rng, kind, scale: float = 1.0):
+    """A sprite of ``kind``, ``scale`` times its natural size, turned by a random multiple of 90 degrees."""
     mask, colours = SPRITES[kind](rng)
+    if scale != 1.0:
+        size = (max(2, round(mask.shape[1] * scale)), max(2, round(mask.shape[0] * scale)))
+        mask = np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST))
+        colours = np.asarray(Image.fromarray(colours.astype(np.uint8)).resize(size, Image.NEAREST), np.float32)
     turns = int(rng.integers(4))
     return np.rot90(mask, turns), np.rot90(colours, turns)
 
@@ -375,16 +380,19 @@ def window_sums(table: np.ndarray, h: int, w: int) -> np.ndarray:
     return table[h:, w:] - table[:-h, w:] - table[h:, :-w] + table[:-h, :-w]
 
 
-def place_objects(rng, image, regions: Region, counts: dict[str, int], gap: int = 3):
-    """Draw ``counts[kind]`` objects of each kind fully inside its region, ``gap`` px apart."""
+def place_objects(rng, image, regions: Region, counts: dict[str, int], gap: int = 3,
+                  scales: dict[str, float] | None = None):
+    """Draw ``counts[kind]`` objects of each kind fully inside its region, ``gap`` px apart; ``scales[kind]``
+    enlarges or shrinks that kind's sprites (shrinking further, try by try, where a large one finds no room)."""
     placed: list[DrawnObject] = []
     for kind in OBJECT_TYPES:
         if not counts.get(kind, 0):
             continue
         region = summed_area(regions[kind])
         for _ in range(counts[kind]):
-            for _ in range(20):  # a smaller or turned sprite may fit where this one does not
-                mask, colours = _oriented(rng, kind)
+            for attempt in range(20):  # a smaller or turned sprite may fit where this one does not
+                scale = (scales or {}).get(kind, 1.0)
+                mask, colours = _oriented(rng, kind, scale * 0.85 ** (attempt // 4) if scale > 1 else scale)
                 h, w = mask.shape
                 fits = window_sums(region, h, w) == h * w
                 for obj in placed:  # corners whose window would come within `gap` of a placed object
@@ -404,8 +412,10 @@ def place_objects(rng, image, regions: Region, counts: dict[str, int], gap: int 
     return tuple(placed)
 
 
-def draw_scene(scene_class: str, counts: dict[str, int], rng: np.random.Generator) -> Scene:
-    """Paint ``scene_class`` and put ``counts`` objects on it; kinds it cannot host must be 0."""
+def draw_scene(scene_class: str, counts: dict[str, int], rng: np.random.Generator,
+               scales: dict[str, float] | None = None) -> Scene:
+    """Paint ``scene_class`` and put ``counts`` objects on it (``scales``: per kind, as ``place_objects``);
+    kinds it cannot host must be 0."""
     hosted = HOSTS.get(scene_class, ())
     for kind, count in counts.items():
         if count and kind not in hosted:
@@ -414,8 +424,13 @@ def draw_scene(scene_class: str, counts: dict[str, int], rng: np.random.Generato
             raise ValueError(f"{kind} count {count} outside 0..{MAX_COUNT}")
     image, regions = SCENE_PAINTERS[scene_class](rng)
     image = np.array(image, dtype=np.float32)
-    objects = place_objects(rng, image, regions, counts)
+    objects = place_objects(rng, image, regions, counts, scales=scales)
     return Scene(scene_class, np.clip(image, 0, 255).round().astype(np.uint8), objects)
+
+
+def resized(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` at (width, height) ``size``, bicubic: a 224 px scene stored at a real dataset's image size."""
+    return np.asarray(Image.fromarray(image, mode="RGB").resize(size, Image.BICUBIC))
 
 
 def encode_jpeg(image: np.ndarray) -> bytes:

@@ -1,0 +1,41 @@
+"""What GRPO's log says about its rewards: the total and each component (format, box IoU, closed, ...) per step.
+
+TRL logs the total as ``reward``; our reward suite adds ``reward_components/<name>/mean`` for each component
+scored in that step's batch (a step whose prompts hold no grounding sample logs no ``box_iou``). A rising total
+can come from format alone: the components say which reward moved.
+"""
+from __future__ import annotations
+
+TOTAL = "total"
+_PREFIX, _SUFFIX = "reward_components/", "/mean"
+
+
+def reward_series(log_history: list[dict]) -> dict[str, list[tuple[int, float]]]:
+    """``{"total": [(step, reward), ...], "<component>": [(step, mean), ...], ...}`` in step order."""
+    series: dict[str, list[tuple[int, float]]] = {TOTAL: []}
+    for entry in log_history:
+        if "reward" not in entry:
+            continue
+        step = int(entry.get("step", len(series[TOTAL]) + 1))
+        series[TOTAL].append((step, float(entry["reward"])))
+        for key, value in entry.items():
+            if key.startswith(_PREFIX) and key.endswith(_SUFFIX):
+                series.setdefault(key[len(_PREFIX):-len(_SUFFIX)], []).append((step, float(value)))
+    return series
+
+
+def _quarters(values: list[float]) -> dict:
+    if len(values) < 4:
+        return {"logged_steps": len(values)}
+    quarter = len(values) // 4
+    return {"logged_steps": len(values), "first_quarter_mean": sum(values[:quarter]) / quarter,
+            "last_quarter_mean": sum(values[-quarter:]) / quarter}
+
+
+def reward_curve(log_history: list[dict]) -> dict:
+    """Mean reward over the first and the last quarter of the steps that logged it, for the total (top level,
+    as before) and per component (``components``): did GRPO improve, and which reward moved?"""
+    series = reward_series(log_history)
+    curve = _quarters([value for _, value in series.pop(TOTAL)])
+    curve["components"] = {name: _quarters([value for _, value in points]) for name, points in sorted(series.items())}
+    return curve
