@@ -14,7 +14,7 @@ def _log(steps: int) -> list[dict]:
     history = []
     for step in range(1, steps + 1):
         entry = {"step": step, "loss": 0.1, "reward": 1.0 + step / 100,
-                 "reward_components/format/mean": 0.5, "reward_components/format/std": 0.1}
+                 "rewards/format_reward/mean": 0.5, "rewards/format_reward/std": 0.1}
         if step % 2 == 0:
             entry["reward_components/box_iou/mean"] = step / steps
         history.append(entry)

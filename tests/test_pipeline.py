@@ -93,6 +93,18 @@ def test_grpo_reward_rises(demo_run):
     assert curve["last_quarter_mean"] > curve["first_quarter_mean"], curve
 
 
+def test_report_shows_each_grpo_reward_over_training(demo_run):
+    """The total can rise through format alone: the report has each component's curve (issue: box IoU must be seen)."""
+    workdir, _ = demo_run
+    text = (workdir / "report" / "results.md").read_text(encoding="utf-8")
+    section = text[text.index("## GRPO rewards over training"):]
+    for name in ("total", "format", "accuracy", "box_iou", "closed"):
+        assert f"\n| {name} | " in section, name
+    assert (workdir / "report" / "grpo_rewards.png").stat().st_size > 10_000
+    manifest = json.loads((workdir / "models" / "grpo" / "tinyrs_manifest.json").read_text())
+    assert {"format", "box_iou", "closed"} <= set(manifest["reward_curve"]["components"])
+
+
 def test_grpo_keeps_what_cot_learned(demo_run):
     """A rising reward is not enough: GRPO once raised it by collapsing to short answers (classification 0)."""
     workdir, _ = demo_run

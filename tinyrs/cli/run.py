@@ -3,7 +3,8 @@
 Snakemake parses ``--configfile`` overlays (and a profile's ``configfile:``) before any workflow code runs, so
 a YAML syntax error, a top-level list or a missing overlay there gets Snakemake's own message, which names no
 file. ``tinyrs run ARGS`` reads those files as the Snakefile's checks would (errors name the file and the key),
-then replaces itself with ``snakemake ARGS``: same arguments, same workflow, same exit status.
+then replaces itself with ``snakemake ARGS``: same arguments, same workflow, same exit status. Its own
+environment's ``bin`` goes first on the jobs' PATH, so ``.venv/bin/tinyrs run ...`` needs no activated venv.
 """
 from __future__ import annotations
 
@@ -55,9 +56,11 @@ def _run(args: argparse.Namespace) -> int:
     snakemake_args = [a for a in args.passthrough if a != "--"]
     overlays = [f for f in overlay_files(snakemake_args) if os.path.abspath(f) != os.path.abspath(CONFIG_FILE)]
     load_config([CONFIG_FILE, *overlays])
-    beside = Path(sys.executable).parent / "snakemake"   # the one installed with this tinyrs, else PATH's
-    executable = str(beside) if beside.exists() else shutil.which("snakemake")
+    # the snakemake installed with this tinyrs, else PATH's; the jobs' `tinyrs` commands find this one first
+    bin_dir = str(Path(sys.executable).parent)
+    executable = shutil.which("snakemake", path=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
     if executable is None:
         print("tinyrs: snakemake is not installed", file=sys.stderr, flush=True)
         return 2
-    os.execv(executable, [executable, *snakemake_args])
+    env = dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
+    os.execve(executable, [executable, *snakemake_args], env)

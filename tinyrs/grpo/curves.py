@@ -1,13 +1,16 @@
 """What GRPO's log says about its rewards: the total and each component (format, box IoU, closed, ...) per step.
 
-TRL logs the total as ``reward``; our reward suite adds ``reward_components/<name>/mean`` for each component
-scored in that step's batch (a step whose prompts hold no grounding sample logs no ``box_iou``). A rising total
+TRL logs the total as ``reward`` and each reward function as ``rewards/<function>/mean`` (``format_reward``,
+``accuracy_reward``: shown as ``format`` and ``accuracy``); our reward suite adds ``reward_components/<name>/mean``
+for each component of the accuracy reward scored in that step's batch (a step whose prompts hold no grounding
+sample logs no ``box_iou``). A rising total
 can come from format alone: the components say which reward moved.
 """
 from __future__ import annotations
 
 TOTAL = "total"
-_PREFIX, _SUFFIX = "reward_components/", "/mean"
+_SUFFIX = "/mean"
+_PREFIXES = {"rewards/": "_reward", "reward_components/": ""}   # logged prefix -> suffix its names drop
 
 
 def reward_series(log_history: list[dict]) -> dict[str, list[tuple[int, float]]]:
@@ -19,8 +22,11 @@ def reward_series(log_history: list[dict]) -> dict[str, list[tuple[int, float]]]
         step = int(entry.get("step", len(series[TOTAL]) + 1))
         series[TOTAL].append((step, float(entry["reward"])))
         for key, value in entry.items():
-            if key.startswith(_PREFIX) and key.endswith(_SUFFIX):
-                series.setdefault(key[len(_PREFIX):-len(_SUFFIX)], []).append((step, float(value)))
+            for prefix, dropped in _PREFIXES.items():
+                if key.startswith(prefix) and key.endswith(_SUFFIX):
+                    name = key[len(prefix):-len(_SUFFIX)]
+                    name = name[:-len(dropped)] if dropped and name.endswith(dropped) else name
+                    series.setdefault(name, []).append((step, float(value)))
     return series
 
 
