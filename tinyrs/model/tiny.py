@@ -2,8 +2,8 @@
 
 It stands where the family's instruct model (Qwen/Qwen2-VL-2B-Instruct, Qwen/Qwen2.5-VL-3B-Instruct) stands in the
 real run: same architecture class, the same special tokens for turns, boxes and images, the same chat template and
-processor, saved in Hugging Face format. The weights are random; the byte-level BPE tokenizer is trained on the spot from the text of the training
-lists. What differs between the families is read from ``tinyrs.model.families``.
+processor, saved in Hugging Face format. The weights are random; the byte-level BPE tokenizer is trained on the spot
+from the text of the training lists. What differs between the families is read from ``tinyrs.model.families``.
 """
 from __future__ import annotations
 
