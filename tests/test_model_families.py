@@ -135,6 +135,19 @@ def test_generation_through_the_transformers_eval_backend(tiny_model_of, family,
     assert alone == answers[1:]  # left padding beside a shorter prompt changes nothing
 
 
+def test_a_model_of_no_known_family_is_refused_before_training():
+    """Grouping another family's parameters by Qwen-VL's names could put a merger in the vision group unnoticed."""
+    from types import SimpleNamespace
+
+    from tinyrs.config import ConfigError
+    from tinyrs.sft import optim
+
+    model = torch.nn.Linear(2, 2)
+    model.config = SimpleNamespace(model_type="qwen3_vl")
+    with pytest.raises(ConfigError, match="model type 'qwen3_vl' is none of the families tinyrs knows"):
+        optim.apply_freezing(model, freeze_llm=False, freeze_vision_tower=False, tune_merger=True)
+
+
 def _cli(*args: str) -> int:
     from tinyrs.cli import main
 

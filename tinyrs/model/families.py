@@ -120,8 +120,9 @@ def family_named(name: str) -> Family:
     return FAMILIES[name]
 
 
-def family_of_type(model_type: str | None) -> Family:
-    """The family whose models have ``model_type`` in their config.json."""
+def family_of(config) -> Family:
+    """The family of a model, from its transformers config: by ``model_type``."""
+    model_type = getattr(config, "model_type", None)
     for family in FAMILIES.values():
         if family.model_type == model_type:
             return family
@@ -129,8 +130,3 @@ def family_of_type(model_type: str | None) -> Family:
         f"model type '{model_type}' is none of the families tinyrs knows "
         f"({', '.join(f'{f.name}: {f.model_type}' for f in FAMILIES.values())}); a new family is an entry of "
         f"tinyrs.model.families.FAMILIES")
-
-
-def family_of(config) -> Family:
-    """The family of a model, from its transformers config."""
-    return family_of_type(getattr(config, "model_type", None))
