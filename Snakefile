@@ -23,7 +23,7 @@ STAGE_SETTINGS = all_stage_settings(config)   # computed here, written by the st
 include: "rules/common.smk"
 include: "rules/settings.smk"    # each stage's settings file, written by a job (parsing writes nothing)
 include: "rules/data.smk"        # demo world | Hub download -> correction -> oversampling -> manifests
-include: "rules/model.smk"       # the base model (Qwen2-VL-2B-Instruct, or the tiny demo model)
+include: "rules/model.smk"       # the base model of base_model.family (from the Hub, or the tiny demo model)
 include: "rules/train.smk"       # pretrain, SFT, CoT-SFT: one trainer, three settings files
 include: "rules/grpo.smk"        # GRPO with task-aware rewards
 include: "rules/eval.smk"        # every evaluated stage on every task

@@ -1,4 +1,4 @@
-# The base model: Qwen2-VL-2B-Instruct from the Hub (or a mirror), or the tiny demo model built offline.
+# The base model of base_model.family: base_model.repo from the Hub (or a mirror), or the tiny demo model built offline.
 
 BASE = config["base_model"]
 
@@ -10,12 +10,13 @@ if BASE["source"] == "tiny":
         output:
             model_manifest("base"),
         params:
+            family=BASE["family"],
             max_pixels=config["train_defaults"]["max_pixels"],
             min_pixels=config["train_defaults"]["min_pixels"],
         log:
             log_file("base_model"),
         shell:
-            "tinyrs model tiny --out {WORK}/models/base --corpus {input.lists} "
+            "tinyrs model tiny --family {params.family} --out {WORK}/models/base --corpus {input.lists} "
             "--min-pixels {params.min_pixels} --max-pixels {params.max_pixels} > {log} 2>&1"
 
 else:
@@ -26,6 +27,7 @@ else:
         output:
             model_manifest("base"),
         params:
+            family=BASE["family"],
             repo=BASE["repo"],
             revision=BASE["revision"],
             mirror=f"--mirror {config['hub']['mirror']}" if config["hub"]["mirror"] else "",
@@ -33,7 +35,7 @@ else:
             log_file("base_model"),
         shell:
             "tinyrs model fetch --repo {params.repo} --revision {params.revision} {params.mirror} "
-            "--out {WORK}/models/base > {log} 2>&1"
+            "--family {params.family} --out {WORK}/models/base > {log} 2>&1"
 
 
 # Published checkpoints (eval.external_models named in eval.stages): fetched like the base model, from the Hub or

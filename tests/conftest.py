@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root and a tiny Qwen2-VL model built once per test session."""
+"""Shared fixtures: the repository root and tiny models of each base-model family, built once per test session."""
 from __future__ import annotations
 
 import os
@@ -40,13 +40,29 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A random-init tiny Qwen2-VL (about 5 M parameters) with its trained tokenizer and processor."""
+def tiny_model_of(tmp_path_factory):
+    """``tiny_model_of(family)``: a random-init tiny model of that base-model family (about 5 M parameters) with its
+    trained tokenizer and processor, built once per test session."""
     from tinyrs.model.tiny import build_tiny_model
 
-    out = tmp_path_factory.mktemp("tiny_model")
-    build_tiny_model(out, TINY_CORPUS, min_pixels=3136, max_pixels=112 * 112, seed=0)
-    return out
+    built: dict[str, Path] = {}
+
+    def model_dir(family: str) -> Path:
+        if family not in built:
+            out = tmp_path_factory.mktemp(f"tiny_model_{family}")
+            build_tiny_model(out, TINY_CORPUS, min_pixels=3136, max_pixels=112 * 112, seed=0, family=family)
+            built[family] = out
+        return built[family]
+
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_model_of) -> Path:
+    """The tiny Qwen2-VL, the default family."""
+    from tinyrs.model.families import DEFAULT_FAMILY
+
+    return tiny_model_of(DEFAULT_FAMILY)
 
 
 COLOURS = {"water": (30, 60, 200), "forest": (20, 110, 30), "desert": (220, 200, 120), "snow": (240, 240, 250)}

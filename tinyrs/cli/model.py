@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("model", help="build or fetch the base model")
     commands = parser.add_subparsers(dest="model_command", required=True)
 
-    tiny = commands.add_parser("tiny", help="build the tiny random-init Qwen2-VL of the demo world")
+    tiny = commands.add_parser("tiny", help="build the tiny random-init base model of the demo world")
+    tiny.add_argument("--family", choices=sorted(FAMILIES), default=DEFAULT_FAMILY, help="base_model.family")
     tiny.add_argument("--out", required=True, help="model directory to write")
     tiny.add_argument("--corpus", nargs="+", required=True, help="VHM-style JSON lists to train the tokenizer on")
     tiny.add_argument("--min-pixels", type=int, default=3136)
@@ -23,6 +26,8 @@ def register(subparsers) -> None:
     fetch.add_argument("--mirror", default=None, help="local directory laid out like the Hub")
     fetch.add_argument("--stage", default="base",
                        help="the name the manifest records: base, or a published model's eval.external_models key")
+    fetch.add_argument("--family", choices=sorted(FAMILIES), default=None,
+                       help="base_model.family: the fetched model must be of it (the base model only)")
     fetch.add_argument("--out", required=True)
     fetch.set_defaults(func=_fetch)
 
@@ -39,19 +44,23 @@ def _tiny(args: argparse.Namespace) -> int:
     from tinyrs.model.tiny import build_tiny_model, corpus_from_lists
     from tinyrs.provenance import provenance
 
-    summary = build_tiny_model(args.out, corpus_from_lists(args.corpus), args.min_pixels, args.max_pixels, args.seed)
+    summary = build_tiny_model(args.out, corpus_from_lists(args.corpus), args.min_pixels, args.max_pixels, args.seed,
+                               family=args.family)
     write_manifest(args.out, stage="base", source="tiny", seed=args.seed, corpus=args.corpus, **summary,
                    **provenance())
-    print(f"tinyrs: tiny Qwen2-VL with {summary['parameters']:,} parameters written to {args.out}")
+    print(f"tinyrs: tiny {args.family} with {summary['parameters']:,} parameters written to {args.out}")
     return 0
 
 
 def _fetch(args: argparse.Namespace) -> int:
     from tinyrs.io import write_manifest
-    from tinyrs.model.fetch import fetch_model
+    from tinyrs.model.fetch import check_family, fetch_model
     from tinyrs.provenance import provenance
 
     summary = fetch_model(args.repo, args.revision, args.out, args.mirror)
+    if args.family:
+        check_family(args.out, args.family, args.repo)
+        summary["family"] = args.family
     write_manifest(args.out, stage=args.stage, source="hub", **summary, **provenance())
     return 0
 

@@ -2,11 +2,14 @@
 air-gapped clusters. A mirror holds repo ``owner/name`` at ``<mirror>/<name>``, like the datasets' mirror."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
+from tinyrs.config import ConfigError
 from tinyrs.io import MANIFEST_NAME, model_dir_of
+from tinyrs.model.families import FAMILIES, family_named
 
 
 def mirror_dir(mirror: str | os.PathLike, repo: str) -> Path:
@@ -27,6 +30,18 @@ def fetch_model(repo: str, revision: str, out_dir: str, mirror: str | None = Non
 
         snapshot_download(repo_id=repo, revision=revision, local_dir=str(out))
     return {"repo": repo, "revision": revision, "mirror": mirror}
+
+
+def check_family(model_dir: str | os.PathLike, family: str, repo: str) -> None:
+    """The base model must be of ``base_model.family``: its config.json's ``model_type`` says which it is."""
+    expected = family_named(family)
+    model_type = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8")).get("model_type")
+    if model_type == expected.model_type:
+        return
+    actual = next((f"set base_model.family: {f.name}" for f in FAMILIES.values() if f.model_type == model_type),
+                  "no family of tinyrs has it")
+    raise ConfigError(f"base_model.repo {repo} is a '{model_type}' model, but base_model.family {family} needs a "
+                      f"'{expected.model_type}' model (such as {expected.example_repo}): {actual}")
 
 
 def put_in_mirror(model: str | os.PathLike, repo: str, mirror: str | os.PathLike) -> Path:

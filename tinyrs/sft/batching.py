@@ -201,8 +201,9 @@ def packed_position_ids(model, input_ids, mm_token_type_ids, image_grid_thw, sam
     """Positions for a packed row, shaped (4, 1, total): text positions restarting at every sample,
     then the 3-D (temporal, height, width) mRoPE positions each sample would get on its own.
 
-    ``model`` is the Qwen2-VL model (``Qwen2VLModel``, the part holding ``get_rope_index``). The
-    samples are laid out as a padded batch so ``get_rope_index`` walks the images in order.
+    ``model`` is the part holding ``get_rope_index`` (``Qwen2VLModel``, ``Qwen2_5_VLModel``: the families take the
+    same arguments for images). The samples are laid out as a padded batch so ``get_rope_index`` walks the images in
+    order. Videos are not handled: Qwen2.5-VL would also need their ``second_per_grid_ts``.
     """
     import torch
 
