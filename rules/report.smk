@@ -1,25 +1,21 @@
 # Report: every task x every evaluated stage and published model, as Markdown, CSV, Parquet and one plot per
 # task family.
 
-import shlex
-
-from tinyrs.report import plot_file_name
-
-FAMILIES = sorted({task["family"] for task in config["eval"]["tasks"].values()})
-
 
 rule report:
     input:
-        [eval_metrics(stage, task) for stage in config["eval"]["stages"] for task in config["eval"]["tasks"]],
+        settings=paths.settings("report"),
+        metrics=[paths.eval_metrics(column, task) for column in pipeline.columns for task in pipeline.tasks],
     output:
-        report_outputs(),
-        [report(f"{WORK}/report/{plot_file_name(family)}", category="Results") for family in FAMILIES],
+        **paths.report_tables(),
+        plots=[report(paths.report_plot(family), category="Results") for family in pipeline.families],
     params:
-        stages=",".join(config["eval"]["stages"]),
-        external=" ".join(f"--external {shlex.quote(name + '=' + spec['repo'] + '@' + spec['revision'])}"
-                          for name, spec in EXTERNAL.items()),
+        eval_dir=input_folder("metrics", up=2),
+        out_dir=output_folder("md"),
     log:
-        log_file("report"),
+        paths.log("report"),
+    container:
+        jobs.host()
     shell:
-        "tinyrs report --eval-dir {WORK}/eval --stages {params.stages} {params.external} --out-dir {WORK}/report "
-        "> {log} 2>&1 && cat {WORK}/report/results.md"
+        "tinyrs report --settings {input.settings} --eval-dir {params.eval_dir} --out-dir {params.out_dir} "
+        "> {log} 2>&1 && cat {output.md}"

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tinyrs.io import MANIFEST_NAME, sha256_file, sha256_json, write_json, write_manifest, write_text_if_changed
+from tinyrs.paths import FETCHED
 from tinyrs.provenance import provenance
 
 INTERRUPTED_EXIT = 75  # EX_TEMPFAIL: the checkpoint is saved, a rerun resumes from it
@@ -117,7 +118,7 @@ def run_fingerprint(settings: dict, *inputs: str | Path) -> str:
     parts = [sha256_json(settings)]
     for item in inputs:
         path = Path(item)
-        markers = [path / MANIFEST_NAME, path / ".complete"] if path.is_dir() else [path]
+        markers = [path / MANIFEST_NAME, path / FETCHED] if path.is_dir() else [path]
         found = next((m for m in markers if m.is_file()), None)
         parts.append(sha256_file(found) if found else str(item))
     return sha256_json(parts)

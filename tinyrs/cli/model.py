@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from tinyrs.cli.options import add_settings_option, from_settings, require
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("model", help="build or fetch the base model")
     commands = parser.add_subparsers(dest="model_command", required=True)
 
     tiny = commands.add_parser("tiny", help="build the tiny random-init Qwen2-VL of the demo world")
+    add_settings_option(tiny, "the base model's settings (settings/model-base.json)",
+                        {"min_pixels": "min_pixels", "max_pixels": "max_pixels"})
     tiny.add_argument("--out", required=True, help="model directory to write")
     tiny.add_argument("--corpus", nargs="+", required=True, help="VHM-style JSON lists to train the tokenizer on")
     tiny.add_argument("--min-pixels", type=int, default=3136)
@@ -18,7 +22,9 @@ def register(subparsers) -> None:
     tiny.set_defaults(func=_tiny)
 
     fetch = commands.add_parser("fetch", help="download a model from the Hugging Face Hub (or a local mirror)")
-    fetch.add_argument("--repo", required=True)
+    add_settings_option(fetch, "the model's settings (settings/model-<name>.json)",
+                        {"repo": "repo", "revision": "revision", "mirror": "mirror", "stage": "stage"})
+    fetch.add_argument("--repo")
     fetch.add_argument("--revision", default="main")
     fetch.add_argument("--mirror", default=None, help="local directory laid out like the Hub")
     fetch.add_argument("--stage", default="base",
@@ -28,9 +34,11 @@ def register(subparsers) -> None:
 
     to_mirror = commands.add_parser(
         "to-mirror", help="lay out a model directory as a Hub repo of a local mirror (what fetch --mirror reads)")
+    add_settings_option(to_mirror, "the settings of the model it stands for (settings/model-<name>.json)",
+                        {"repo": "repo", "mirror": "mirror"})
     to_mirror.add_argument("--model", required=True, help="model directory (or its tinyrs_manifest.json)")
-    to_mirror.add_argument("--repo", required=True, help="the Hub id it stands for, owner/name")
-    to_mirror.add_argument("--mirror", required=True, help="the mirror directory: the model goes to <mirror>/<name>")
+    to_mirror.add_argument("--repo", help="the Hub id it stands for, owner/name")
+    to_mirror.add_argument("--mirror", help="the mirror directory: the model goes to <mirror>/<name>")
     to_mirror.set_defaults(func=_to_mirror)
 
 
@@ -39,6 +47,7 @@ def _tiny(args: argparse.Namespace) -> int:
     from tinyrs.model.tiny import build_tiny_model, corpus_from_lists
     from tinyrs.provenance import provenance
 
+    from_settings(args)
     summary = build_tiny_model(args.out, corpus_from_lists(args.corpus), args.min_pixels, args.max_pixels, args.seed)
     write_manifest(args.out, stage="base", source="tiny", seed=args.seed, corpus=args.corpus, **summary,
                    **provenance())
@@ -51,6 +60,8 @@ def _fetch(args: argparse.Namespace) -> int:
     from tinyrs.model.fetch import fetch_model
     from tinyrs.provenance import provenance
 
+    from_settings(args)
+    require(args, "repo")
     summary = fetch_model(args.repo, args.revision, args.out, args.mirror)
     write_manifest(args.out, stage=args.stage, source="hub", **summary, **provenance())
     return 0
@@ -59,6 +70,8 @@ def _fetch(args: argparse.Namespace) -> int:
 def _to_mirror(args: argparse.Namespace) -> int:
     from tinyrs.model.fetch import put_in_mirror
 
+    from_settings(args)
+    require(args, "repo", "mirror")
     target = put_in_mirror(args.model, args.repo, args.mirror)
     print(f"tinyrs: {args.model} laid out as {args.repo} at {target}")
     return 0

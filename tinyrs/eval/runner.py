@@ -32,6 +32,7 @@ from tinyrs.io import (
     sha256_json,
     write_json,
 )
+from tinyrs.paths import metrics_name, shard_stem
 
 # Settings that may change between a killed run and its resumption without invalidating finished lines.
 RESUMABLE_SETTINGS = ("batch_size", "tasks", "shards")
@@ -59,7 +60,7 @@ class Shard:
         return sample_index % self.count == self.index
 
     def stem(self, task_key: str) -> str:
-        return task_key if self.count == 1 else f"{task_key}.shard-{self.index}-of-{self.count}"
+        return task_key if self.count == 1 else shard_stem(task_key, self.index, self.count)
 
     def label(self) -> str | None:
         return None if self.count == 1 else f"{self.index}/{self.count}"
@@ -70,7 +71,7 @@ def predictions_path(out_dir: Path, stem: str) -> Path:
 
 
 def metrics_path(out_dir: Path, stem: str) -> Path:
-    return out_dir / f"{stem}.metrics.json"
+    return out_dir / metrics_name(stem)
 
 
 def _run_path(out_dir: Path, stem: str) -> Path:
