@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from tinyrs.eval.backends.base import Backend, make_backend
+from tinyrs.eval.metrics import METRICS
 from tinyrs.eval.prompts import build_messages, question_text
 from tinyrs.eval.records import Sample, Skip, load_samples
 from tinyrs.eval.scoring import aggregate, ground_truth_problem, score_row
@@ -265,7 +266,7 @@ def score_predictions(task: Task, rows: list[dict], chat: dict, meta: dict | Non
             skips.append(Skip(index, "bad_prediction_row", "row needs 'pred' (text) and 'answer'"))
             continue
         problem = ground_truth_problem(task, row["answer"], row.get("size"), row.get("type"))
-        if problem is None and task.metric == "grounding" and row.get("size") is None:
+        if problem is None and METRICS[task.metric].needs_size and row.get("size") is None:
             problem = ("missing_size", "grounding rows need 'size' = [width, height]")
         if problem:
             skips.append(Skip(index, *problem))
