@@ -43,6 +43,10 @@ MODULES = [
     "tinyrs/grpo/rewards/closed.py",
     "tinyrs/grpo/rewards/format.py",
     "tinyrs/eval/scoring.py",
+    "tinyrs/eval/metrics/base.py",
+    "tinyrs/eval/metrics/accuracy.py",
+    "tinyrs/eval/metrics/grounding.py",
+    "tinyrs/eval/metrics/lhrs_accuracy.py",
     "tinyrs/eval/lenient.py",
 ]
 TESTS = ["tests/test_eval_reference.py", "tests/test_eval_scoring.py", "tests/test_rewards.py",

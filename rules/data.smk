@@ -1,24 +1,20 @@
 # Data: (demo world) -> fetch each Hub dataset -> correct each training list -> oversample -> Parquet manifest.
 
-import json
-
-DEMO = config["demo_world"]
-MIRROR = f"{WORK}/demo-hub" if DEMO else config["hub"]["mirror"]
-ALLOW_EMPTY = "--allow-empty" if config["data"]["allow_empty"] else ""
-
-
-if DEMO:
+if pipeline.demo:
 
     rule demo_world:
+        input:
+            settings=paths.settings("demo-world"),
         output:
-            f"{WORK}/demo-hub/demo_world.json",
+            summary=paths.demo_world(),
         params:
-            seed=DEMO["seed"],
-            scale=DEMO["scale"],
+            out=output_folder("summary"),
         log:
-            log_file("demo_world"),
+            paths.log("demo_world"),
+        container:
+            jobs.host()
         shell:
-            "tinyrs demo-world --out {WORK}/demo-hub --seed {params.seed} --scale {params.scale} > {log} 2>&1"
+            "tinyrs demo-world --settings {input.settings} --out {params.out} > {log} 2>&1"
 
 
 localrules: fetch_dataset
@@ -26,65 +22,57 @@ localrules: fetch_dataset
 
 rule fetch_dataset:
     input:
-        [rules.demo_world.output[0]] if DEMO else [],
+        settings=paths.settings("fetch-{dataset}"),
+        demo_world=pipeline.demo_world(),
     output:
-        f"{WORK}/hub/{{dataset}}/.complete",
+        complete=paths.fetched("{dataset}"),
     wildcard_constraints:
-        dataset="versad|sft|grpo|eval",
+        dataset=one_of(pipeline.datasets),
     params:
-        spec=lambda wc: config["hub"]["datasets"][wc.dataset],
-        patterns=lambda wc: " ".join(f"--allow-pattern '{p}'" for p in config["hub"]["datasets"][wc.dataset]["allow_patterns"]),
-        unpack=lambda wc: "--unpack-shards" if config["hub"]["datasets"][wc.dataset]["unpack_shards"] else "",
-        mirror=f"--mirror {MIRROR}" if MIRROR else "",
+        out=output_folder("complete"),
     log:
-        log_file("fetch_{dataset}"),
+        paths.log("fetch_{dataset}"),
+    container:
+        jobs.host()
     shell:
-        "tinyrs data fetch --dataset {wildcards.dataset} --repo {params.spec[repo]} "
-        "--revision {params.spec[revision]} {params.patterns} {params.unpack} {params.mirror} "
-        "--out {WORK}/hub/{wildcards.dataset} > {log} 2>&1"
-
-
-def list_source(wc):
-    spec = config["data"]["lists"][wc.name]
-    return {"fetched": fetched(spec["dataset"]), "settings": settings_file(f"data-{wc.name}")}
+        "tinyrs data fetch --settings {input.settings} --out {params.out} > {log} 2>&1"
 
 
 rule correct_list:
     input:
-        unpack(list_source),
+        unpack(pipeline.list_inputs),
     output:
-        f"{WORK}/data/{{name}}/corrected/report.json",
+        report=paths.corrected("{name}"),
+    wildcard_constraints:
+        name=one_of(pipeline.lists),
     params:
-        list_file=lambda wc: f"{hub_dir(config['data']['lists'][wc.name]['dataset'])}/{config['data']['lists'][wc.name]['file']}",
-        image_root=lambda wc: hub_dir(config["data"]["lists"][wc.name]["dataset"]),
-        check=config["data"]["check_images"],
-        max_rejected_fraction=config["data"]["max_rejected_fraction"],
-        allow_empty=ALLOW_EMPTY,
+        image_root=input_folder("fetched"),
+        out_dir=output_folder("report"),
     log:
-        log_file("correct_{name}"),
+        paths.log("correct_{name}"),
+    container:
+        jobs.host()
     shell:
-        "tinyrs data correct --list {params.list_file} --image-root {params.image_root} --check {params.check} "
-        "--max-rejected-fraction {params.max_rejected_fraction} {params.allow_empty} "
-        "--workers {threads} --out-dir {WORK}/data/{wildcards.name}/corrected > {log} 2>&1"
-
-
-def oversampling(name):
-    return config["data"]["lists"][name]["oversample"] or {"seed": 0, "default": 1.0}
+        "tinyrs data correct --settings {input.settings} --image-root {params.image_root} --workers {threads} "
+        "--out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule oversample_list:
     input:
-        corrected=rules.correct_list.output[0],
-        settings=settings_file("data-{name}"),
+        corrected=paths.corrected("{name}"),
+        settings=paths.settings("data-{name}"),
     output:
-        manifest=f"{WORK}/data/{{name}}/manifest.parquet",
-        records=f"{WORK}/data/{{name}}/list.json",
+        manifest=paths.list_manifest("{name}"),
+        records=paths.list_json("{name}"),
+    wildcard_constraints:
+        name=one_of(pipeline.lists),
     params:
-        factors=lambda wc: json.dumps(oversampling(wc.name)),
-        seed=lambda wc: oversampling(wc.name)["seed"],
-        allow_empty=ALLOW_EMPTY,
+        in_dir=input_folder("corrected"),
+        out_dir=output_folder("manifest"),
     log:
-        log_file("oversample_{name}"),
+        paths.log("oversample_{name}"),
+    container:
+        jobs.host()
     shell:
-        "tinyrs data oversample --in-dir {WORK}/data/{wildcards.name}/corrected --factors '{params.factors}' "
-        "--seed {params.seed} {params.allow_empty} --out-dir {WORK}/data/{wildcards.name} > {log} 2>&1"
+        "tinyrs data oversample --settings {input.settings} --in-dir {params.in_dir} --out-dir {params.out_dir} "
+        "> {log} 2>&1"

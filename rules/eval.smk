@@ -1,84 +1,92 @@
-# Evaluation: every stage in eval.stages on every task. Job granularity is config: one job per stage
-# (group_tasks: model loaded once), one job per task, or n shard jobs per task merged afterwards.
+# Evaluation: every column of eval.stages (a stage or a published model) on every task. Job granularity is config
+# (eval.group_tasks, eval.shards): the rules below all exist in every layout, and the layout decides which one
+# writes <column>/<task>.metrics.json (ruleorder, tinyrs.pipeline.Pipeline.eval_rule_order).
 
-EVAL = config["eval"]
-TASKS = list(EVAL["tasks"])
+workflow.ruleorder(*pipeline.eval_rule_order())
 
-
-def eval_inputs(wc):
-    return {
-        "model": model_manifest(wc.stage),
-        "data": fetched("eval"),
-        "settings": settings_file(f"eval-{wc.stage}"),
-    }
+wildcard_constraints:
+    stage=one_of(pipeline.columns),
+    task=one_of(pipeline.tasks),
 
 
-EVAL_RUN = (
-    "{resources.launch} tinyrs eval run --settings {input.settings} --model {input.model} --data-root "
-    + hub_dir("eval")
-    + " --out-dir "
-    + WORK
-    + "/eval/{wildcards.stage}"
-)
+rule eval_stage:  # eval.group_tasks: one job per column runs every task (the model is loaded once)
+    input:
+        model=paths.model_manifest("{stage}"),
+        data=paths.fetched("eval"),
+        settings=paths.settings("eval-{stage}"),
+    output:
+        metrics=[paths.eval_metrics("{stage}", task) for task in pipeline.tasks],
+    params:
+        data_root=input_folder("data"),
+        out_dir=output_folder("metrics"),
+    log:
+        paths.log("eval_{stage}"),
+    resources:
+        **jobs.resources("eval"),
+    container:
+        jobs.container("eval")
+    shell:
+        "{resources.launch} tinyrs eval run --settings {input.settings} --model {input.model} "
+        "--data-root {params.data_root} --out-dir {params.out_dir} > {log} 2>&1"
 
-if EVAL["group_tasks"]:
 
-    rule eval_stage:
-        input:
-            unpack(eval_inputs),
-        output:
-            [eval_metrics("{stage}", task) for task in TASKS],
-        log:
-            log_file("eval_{stage}"),
-        resources:
-            **job_resources("eval"),
-        container:
-            job_container("eval")
-        shell:
-            EVAL_RUN + " > {log} 2>&1"
+rule eval_task:  # one job per task
+    input:
+        model=paths.model_manifest("{stage}"),
+        data=paths.fetched("eval"),
+        settings=paths.settings("eval-{stage}"),
+    output:
+        metrics=paths.eval_metrics("{stage}", "{task}"),
+    params:
+        data_root=input_folder("data"),
+        out_dir=output_folder("metrics"),
+    log:
+        paths.log("eval_{stage}_{task}"),
+    resources:
+        **jobs.resources("eval"),
+    container:
+        jobs.container("eval")
+    shell:
+        "{resources.launch} tinyrs eval run --settings {input.settings} --model {input.model} "
+        "--data-root {params.data_root} --out-dir {params.out_dir} --tasks {wildcards.task} > {log} 2>&1"
 
-elif EVAL["shards"] == 1:
 
-    rule eval_task:
-        input:
-            unpack(eval_inputs),
-        output:
-            eval_metrics("{stage}", "{task}"),
-        log:
-            log_file("eval_{stage}_{task}"),
-        resources:
-            **job_resources("eval"),
-        container:
-            job_container("eval")
-        shell:
-            EVAL_RUN + " --tasks {wildcards.task} > {log} 2>&1"
+rule eval_shard:  # eval.shards > 1: one job per shard of a task's samples, merged by eval_merge
+    input:
+        model=paths.model_manifest("{stage}"),
+        data=paths.fetched("eval"),
+        settings=paths.settings("eval-{stage}"),
+    output:
+        metrics=paths.eval_shard_metrics("{stage}", "{task}", "{i}", "{n}"),
+    wildcard_constraints:
+        i=r"\d+",
+        n=r"\d+",
+    params:
+        data_root=input_folder("data"),
+        out_dir=output_folder("metrics"),
+    log:
+        paths.log("eval_{stage}_{task}_{i}-of-{n}"),
+    resources:
+        **jobs.resources("eval"),
+    container:
+        jobs.container("eval")
+    shell:
+        "{resources.launch} tinyrs eval run --settings {input.settings} --model {input.model} "
+        "--data-root {params.data_root} --out-dir {params.out_dir} --tasks {wildcards.task} "
+        "--shard {wildcards.i}/{wildcards.n} > {log} 2>&1"
 
-else:
 
-    rule eval_shard:
-        input:
-            unpack(eval_inputs),
-        output:
-            f"{WORK}/eval/{{stage}}/{{task}}.shard-{{i}}-of-{EVAL['shards']}.metrics.json",
-        log:
-            log_file("eval_{stage}_{task}_{i}"),
-        resources:
-            **job_resources("eval"),
-        container:
-            job_container("eval")
-        shell:
-            EVAL_RUN + " --tasks {wildcards.task} --shard {wildcards.i}/" + str(EVAL["shards"]) + " > {log} 2>&1"
-
-    rule eval_merge:
-        input:
-            lambda wc: [
-                f"{WORK}/eval/{wc.stage}/{wc.task}.shard-{i}-of-{EVAL['shards']}.metrics.json"
-                for i in range(EVAL["shards"])
-            ],
-        output:
-            eval_metrics("{stage}", "{task}"),
-        log:
-            log_file("eval_merge_{stage}_{task}"),
-        shell:
-            "tinyrs eval merge --task {wildcards.task} --out-dir {WORK}/eval/{wildcards.stage} "
-            "--shards " + str(EVAL["shards"]) + " > {log} 2>&1"
+rule eval_merge:
+    input:
+        shards=pipeline.eval_shards,
+        settings=paths.settings("eval-{stage}"),
+    output:
+        metrics=paths.eval_metrics("{stage}", "{task}"),
+    params:
+        out_dir=output_folder("metrics"),
+    log:
+        paths.log("eval_merge_{stage}_{task}"),
+    container:
+        jobs.host()
+    shell:
+        "tinyrs eval merge --settings {input.settings} --task {wildcards.task} --out-dir {params.out_dir} > {log} 2>&1"

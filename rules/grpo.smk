@@ -3,17 +3,21 @@
 
 rule grpo:
     input:
-        init=model_manifest(config["grpo"]["init"]),
-        dataset=fetched(config["grpo"]["dataset"]),
-        settings=settings_file("grpo"),
+        init=paths.model_manifest(config["grpo"]["init"]),
+        dataset=paths.fetched(config["grpo"]["dataset"]),
+        settings=paths.settings("grpo"),
     output:
-        model_manifest("grpo"),
+        manifest=paths.model_manifest("grpo"),
+    params:
+        dataset=input_folder("dataset"),
+        out=output_folder("manifest"),
+        checkpoints=paths.checkpoints("grpo"),
     log:
-        log_file("grpo"),
+        paths.log("grpo"),
     resources:
-        **job_resources("grpo"),
+        **jobs.resources("grpo"),
     container:
-        job_container("grpo")
+        jobs.container("grpo")
     shell:
-        "{resources.launch} tinyrs grpo --settings {input.settings} --init {input.init} --dataset {WORK}/hub/grpo "
-        "--out {WORK}/models/grpo --checkpoints {WORK}/checkpoints/grpo > {log} 2>&1"
+        "{resources.launch} tinyrs grpo --settings {input.settings} --init {input.init} --dataset {params.dataset} "
+        "--out {params.out} --checkpoints {params.checkpoints} > {log} 2>&1"

@@ -7,19 +7,20 @@ for stage in ("pretrain", "sft", "cot"):
         name:
             stage
         input:
-            init=model_manifest(config["stages"][stage]["init"]),
-            data=list_manifest(config["stages"][stage]["data"]),
-            settings=settings_file(stage),
+            init=paths.model_manifest(config["stages"][stage]["init"]),
+            data=paths.list_manifest(config["stages"][stage]["data"]),
+            settings=paths.settings(stage),
         output:
-            model_manifest(stage),
+            manifest=paths.model_manifest(stage),
         params:
-            stage=stage,
+            out=output_folder("manifest"),
+            checkpoints=paths.checkpoints(stage),
         log:
-            log_file(f"train_{stage}"),
+            paths.log(f"train_{stage}"),
         resources:
-            **job_resources(stage),
+            **jobs.resources(stage),
         container:
-            job_container(stage)
+            jobs.container(stage)
         shell:
             "{resources.launch} tinyrs train --settings {input.settings} --init {input.init} --data {input.data} "
-            "--out {WORK}/models/{params.stage} --checkpoints {WORK}/checkpoints/{params.stage} > {log} 2>&1"
+            "--out {params.out} --checkpoints {params.checkpoints} > {log} 2>&1"

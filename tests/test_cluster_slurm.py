@@ -91,7 +91,7 @@ def test_a_batch_job_and_its_step_show_in_sacct(slurm_env, tmp_path):
 
 
 def test_two_node_allreduce_through_the_gpu_launch_path(slurm_env, tmp_path):
-    """The command a multi-node rule's shell runs (outer_command, as in rules/common.smk's launch prefix):
+    """The command a multi-node rule's shell runs (outer_command, as in RuleJobs.resources' launch prefix):
     srun -> per-node launcher -> apptainer exec --nv IMAGE -> torchrun -> a gloo all-reduce over n1 and n2."""
     image = tmp_path / "grpo.sif"
     image.write_bytes(b"stand-in image")

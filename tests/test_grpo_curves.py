@@ -6,7 +6,8 @@ import json
 import pytest
 
 from tinyrs.grpo.curves import reward_curve, reward_series
-from tinyrs.grpo_report import PLOT_FILE, moving_mean, write_grpo_section
+from tinyrs.grpo_report import moving_mean, write_grpo_section
+from tinyrs.paths import GRPO_REWARDS_PLOT
 
 
 def _log(steps: int) -> list[dict]:
@@ -56,6 +57,6 @@ def test_report_section_and_plot(tmp_path):
     log = tmp_path / "train_log.json"
     log.write_text(json.dumps(_log(16)), encoding="utf-8")
     text = write_grpo_section(log, tmp_path)
-    assert (tmp_path / PLOT_FILE).stat().st_size > 5_000
+    assert (tmp_path / GRPO_REWARDS_PLOT).stat().st_size > 5_000
     assert "| box_iou | 8 | 0.188 | 0.938 | +0.750 |" in text
     assert "| total | 16 | 1.025 | 1.145 | +0.120 |" in text

@@ -230,7 +230,7 @@ def test_oversample_factors_that_keep_nothing_fail(tmp_path, root, capsys):
     assert not (tmp_path / "final" / "manifest.parquet").exists()
 
 
-def test_the_config_carries_the_thresholds_to_the_data_stages(repo_root, monkeypatch):
+def test_the_config_carries_the_thresholds_to_the_data_stages(repo_root, monkeypatch, tmp_path, root, capsys):
     from tinyrs.config import ConfigError, all_stage_settings, load_config
 
     monkeypatch.chdir(repo_root)
@@ -239,8 +239,15 @@ def test_the_config_carries_the_thresholds_to_the_data_stages(repo_root, monkeyp
         "max_rejected_fraction": 0.05, "allow_empty": False}
     with pytest.raises(ConfigError, match="data.max_rejected_fraction"):
         load_config(["config.yaml"], {"data": {"max_rejected_fraction": 1.5}})
-    rules = (repo_root / "rules" / "data.smk").read_text()
-    assert "--max-rejected-fraction {params.max_rejected_fraction} {params.allow_empty}" in rules
+    # the rule passes the list's settings file; the command takes the thresholds from it
+    write_list(root / "raw.json", [record(0), record(1), record(2, image="absent.jpg")])
+    settings_file = tmp_path / "data-sft.json"
+    for fraction, code in ((0.05, 2), (0.5, 0)):
+        settings_file.write_text(json.dumps({**settings["data-sft"], "file": "raw.json",
+                                             "max_rejected_fraction": fraction}))
+        assert main(["data", "correct", "--settings", str(settings_file), "--image-root", str(root),
+                     "--out-dir", str(tmp_path / f"out-{fraction}")]) == code
+    assert "1 of 3 records" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shlex
 import subprocess
@@ -93,19 +94,34 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
     return jobs
 
 
+def written_settings(repo_root: Path, workdir: Path, names: list[str], *args: str) -> dict[str, dict]:
+    """Run the stage_settings jobs of ``names`` (nothing else) and read the files the commands will read."""
+    targets = [str(workdir / "settings" / f"{name}.json") for name in names]
+    result = run([sys.executable, "-m", "snakemake", *targets, "--cores", "1", *args, "--config",
+                  f"workdir={workdir}"], repo_root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return {name: json.loads(Path(target).read_text()) for name, target in zip(names, targets)}
+
+
 def test_published_models_are_fetched_through_the_mirror_and_evaluated(repo_root, tmp_path):
     overlay = tmp_path / "site.yaml"
     overlay.write_text(yaml.safe_dump({"hub": {"mirror": "/srv/hub-mirror"}}))
-    result = dry_run(repo_root, tmp_path / "w", overlays=(overlay,))
+    workdir = tmp_path / "w"
+    result = dry_run(repo_root, workdir, overlays=(overlay,))
     jobs = planned_jobs(result)
     assert jobs["external_model"] == len(PUBLISHED) and jobs["eval_task"] == (5 + len(PUBLISHED)) * TASKS
+    settings = written_settings(repo_root, workdir, [f"model-{name}" for name in PUBLISHED] + ["report"],
+                                "--configfile", "config.yaml", str(overlay))
     for name in PUBLISHED:
-        assert (f"tinyrs model fetch --repo aybora/Qwen2-VL-{name} --revision main --mirror /srv/hub-mirror "
-                f"--stage {name} --out {tmp_path}/w/models/{name} ") in result.stdout
-        assert f"--settings {tmp_path}/w/settings/eval-{name}.json --model {tmp_path}/w/models/{name}/" \
+        assert (f"tinyrs model fetch --settings {workdir}/settings/model-{name}.json "
+                f"--out {workdir}/models/{name} ") in result.stdout
+        assert settings[f"model-{name}"] == {"stage": name, "repo": f"aybora/Qwen2-VL-{name}", "revision": "main",
+                                             "mirror": "/srv/hub-mirror"}
+        assert f"--settings {workdir}/settings/eval-{name}.json --model {workdir}/models/{name}/" \
                f"tinyrs_manifest.json" in result.stdout
-        assert f"--external {name}=aybora/Qwen2-VL-{name}@main" in result.stdout
-    assert "--stages base,pretrain,sft,cot,grpo,TinyRS,TinyRS-CoT,TinyRS-R1 " in result.stdout
+        assert settings["report"]["external"][name] == f"aybora/Qwen2-VL-{name}@main"
+    assert settings["report"]["stages"] == ["base", "pretrain", "sft", "cot", "grpo", *PUBLISHED]
+    assert f"tinyrs report --settings {workdir}/settings/report.json " in result.stdout
 
 
 def test_the_demo_evaluates_a_stand_in_from_its_own_mirror(repo_root, tmp_path):
@@ -114,11 +130,55 @@ def test_the_demo_evaluates_a_stand_in_from_its_own_mirror(repo_root, tmp_path):
                   f"workdir={workdir}"], repo_root)
     jobs = planned_jobs(result)
     assert (jobs["demo_published_model"], jobs["external_model"], jobs["eval_stage"]) == (1, 1, 6)
-    assert (f"tinyrs model to-mirror --model {workdir}/models/base/tinyrs_manifest.json "
-            f"--repo tinyrs-demo/Qwen2-VL-tiny-published --mirror {workdir}/demo-hub ") in result.stdout
-    assert (f"tinyrs model fetch --repo tinyrs-demo/Qwen2-VL-tiny-published --revision main --mirror "
-            f"{workdir}/demo-hub --stage published-demo --out {workdir}/models/published-demo ") in result.stdout
+    settings = written_settings(repo_root, workdir, ["model-published-demo"], "--profile", "profiles/demo")
+    assert settings["model-published-demo"] == {"stage": "published-demo", "repo": "tinyrs-demo/Qwen2-VL-tiny-published",
+                                                "revision": "main", "mirror": f"{workdir}/demo-hub"}
+    assert (f"tinyrs model to-mirror --settings {workdir}/settings/model-published-demo.json "
+            f"--model {workdir}/models/base/tinyrs_manifest.json ") in result.stdout
+    assert f"{workdir}/demo-hub/Qwen2-VL-tiny-published/config.json" in result.stdout
+    assert (f"tinyrs model fetch --settings {workdir}/settings/model-published-demo.json "
+            f"--out {workdir}/models/published-demo ") in result.stdout
     assert f"--out-dir {workdir}/eval/published-demo " in result.stdout
+
+
+# --- thin rules: the linter, rule names, the eval layouts ----------------------------------------------------------
+
+@pytest.mark.parametrize("overlay", [{}, {"eval": {"shards": 3}}, "profiles/demo/overrides.yaml"])
+def test_snakemake_lint_finds_nothing(repo_root, tmp_path, overlay):
+    """`snakemake --lint` (9.27) exits 1 and prints "Lints for ..." per finding; clean, it exits 0 and says so.
+    Rules defined only under some configs (the demo's, the tiny base model) are linted with the demo overlay."""
+    if isinstance(overlay, dict):
+        path = tmp_path / "overlay.yaml"
+        path.write_text(yaml.safe_dump(overlay))
+        overlay = str(path)
+    result = run([sys.executable, "-m", "snakemake", "--lint", "--configfile", "config.yaml", overlay], repo_root)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0 and "Lints for" not in out, out[-5000:]
+    assert "Congratulations, your workflow is in a good condition!" in out
+
+
+def test_rule_names_do_not_depend_on_the_eval_layout(repo_root, tmp_path):
+    listed = set()
+    for layout in ({"group_tasks": True}, {"group_tasks": False}, {"shards": 3}):
+        overlay = tmp_path / "layout.yaml"
+        overlay.write_text(yaml.safe_dump({"eval": layout}))
+        result = run([sys.executable, "-m", "snakemake", "--list-rules", "--configfile", "config.yaml", str(overlay)],
+                     repo_root)
+        assert result.returncode == 0, result.stderr[-3000:]
+        listed.add(frozenset(result.stdout.split()))
+    (names,) = listed
+    assert {"eval_stage", "eval_task", "eval_shard", "eval_merge"} <= names
+
+
+def test_sharded_eval_plans_shards_and_their_merge(repo_root, tmp_path):
+    overlay = tmp_path / "shards.yaml"
+    overlay.write_text(yaml.safe_dump({"eval": {"shards": 3}}))
+    result = dry_run(repo_root, tmp_path / "w", overlays=(overlay,))
+    jobs = planned_jobs(result)
+    columns = 5 + len(PUBLISHED)
+    assert (jobs["eval_shard"], jobs["eval_merge"]) == (3 * TASKS * columns, TASKS * columns)
+    assert not {"eval_task", "eval_stage"} & set(jobs)
+    assert f"--tasks rs_vg --shard 2/3 > {tmp_path}/w/logs/eval_grpo_rs_vg_2-of-3.log" in result.stdout
 
 
 # --- the rerun commands of docs/cluster.md, in every eval layout -------------------------------------------------

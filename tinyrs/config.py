@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from tinyrs.paths import WorkPaths
+
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 TRAIN_STAGES = ("pretrain", "sft", "cot")
 MODEL_STAGES = ("base", *TRAIN_STAGES, "grpo")
@@ -303,13 +305,22 @@ def settings_text(settings: dict) -> str:
     return json.dumps(settings, indent=2, sort_keys=True) + "\n"
 
 
+def write_settings_file(path: str | os.PathLike, text: str, log_path: str | os.PathLike) -> None:
+    """The stage_settings job: write a settings file only when its text changed (a rewrite reruns the jobs that
+    read it), and say which in the job's log."""
+    from tinyrs.io import write_text_if_changed
+
+    changed = write_text_if_changed(path, text)
+    Path(log_path).write_text(f"{path}: {'written' if changed else 'unchanged'}\n", encoding="utf-8")
+
+
 def read_settings(path: str | os.PathLike) -> dict:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
 
 def all_stage_settings(config: dict) -> dict[str, dict]:
-    """Every settings file the workflow's rules read, by name."""
+    """The settings of every stage and data list, by name: what a stage's runs depend on."""
     settings = {stage: train_settings(config, stage) for stage in TRAIN_STAGES}
     settings["grpo"] = grpo_settings(config)
     for stage in config["eval"]["stages"]:
@@ -317,6 +328,46 @@ def all_stage_settings(config: dict) -> dict[str, dict]:
     for name, spec in config["data"]["lists"].items():
         settings[f"data-{name}"] = {**spec, **{key: config["data"][key] for key in DATA_CHECKS}}
     return settings
+
+
+def hub_mirror(config: dict) -> str | None:
+    """Where datasets and published checkpoints come from: the demo world's generated mirror, else ``hub.mirror``
+    (None: the Hugging Face Hub)."""
+    return WorkPaths(config["workdir"]).demo_hub() if config["demo_world"] else config["hub"]["mirror"]
+
+
+def base_model_settings(config: dict) -> dict:
+    """``tinyrs model tiny``'s image sizes, or ``tinyrs model fetch``'s source of the base model."""
+    base, defaults = config["base_model"], config["train_defaults"]
+    if base["source"] == "tiny":
+        return {"family": base["family"], "min_pixels": defaults["min_pixels"], "max_pixels": defaults["max_pixels"]}
+    return {"stage": "base", "repo": base["repo"], "revision": base["revision"], "mirror": config["hub"]["mirror"],
+            "family": base["family"]}
+
+
+def job_settings(config: dict) -> dict[str, dict]:
+    """The settings of the workflow's other jobs, by name: dataset downloads, the base model, the published
+    checkpoints, the demo world and the report. Their rules pass them as --settings, like the stages'."""
+    mirror = hub_mirror(config)
+    settings = {f"fetch-{key}": {"dataset": key, **spec, "mirror": mirror}
+                for key, spec in config["hub"]["datasets"].items()}
+    settings["model-base"] = base_model_settings(config)
+    external = external_models(config)
+    for name, spec in external.items():
+        settings[f"model-{name}"] = {"stage": name, "repo": spec["repo"], "revision": spec["revision"], "mirror": mirror,
+                                     "family": None}   # a published model is of whatever family it is
+    if config["demo_world"]:
+        settings["demo-world"] = dict(config["demo_world"])
+    settings["report"] = {"stages": config["eval"]["stages"],
+                          "grpo_log": WorkPaths(config["workdir"]).train_log("grpo") if "grpo" in config["eval"]["stages"]
+                          else None,
+                          "external": {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external.items()}}
+    return settings
+
+
+def workflow_settings(config: dict) -> dict[str, dict]:
+    """Every settings file the workflow's rules read, by name (``settings/<name>.json``)."""
+    return {**all_stage_settings(config), **job_settings(config)}
 
 
 def write_stage_settings(config: dict, out_dir: str | os.PathLike) -> list[Path]:

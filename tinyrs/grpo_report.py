@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tinyrs.grpo.curves import TOTAL, reward_curve, reward_series
 from tinyrs.io import atomic_open, read_json
+from tinyrs.paths import GRPO_REWARDS_PLOT
 
-PLOT_FILE = "grpo_rewards.png"
 
 
 def moving_mean(values: list[float], window: int) -> list[float]:
@@ -50,7 +50,7 @@ def rewards_markdown(curve: dict) -> str:
     rows = [(TOTAL, curve), *sorted(curve["components"].items())]
     lines = ["## GRPO rewards over training", "",
              "Mean of each reward over the first and the last quarter of the steps that scored it "
-             f"(plot: `{PLOT_FILE}`). The total can rise through format alone; the components say which moved.", "",
+             f"(plot: `{GRPO_REWARDS_PLOT}`). The total can rise through format alone; the components say which moved.", "",
              "| reward | steps | first quarter | last quarter | change |", "|---|---|---|---|---|"]
     for name, entry in rows:
         if "first_quarter_mean" not in entry:
@@ -62,7 +62,7 @@ def rewards_markdown(curve: dict) -> str:
 
 
 def write_grpo_section(log_path: str | Path, out_dir: str | Path) -> str:
-    """Plot ``PLOT_FILE`` into ``out_dir`` and return the Markdown section."""
+    """Plot ``GRPO_REWARDS_PLOT`` into ``out_dir`` and return the Markdown section."""
     history = read_json(log_path)
-    plot_rewards(reward_series(history), Path(out_dir) / PLOT_FILE)
+    plot_rewards(reward_series(history), Path(out_dir) / GRPO_REWARDS_PLOT)
     return rewards_markdown(reward_curve(history))

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-MANIFEST_NAME = "tinyrs_manifest.json"
+from tinyrs.paths import MODEL_MANIFEST as MANIFEST_NAME  # the stages import the name from here
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

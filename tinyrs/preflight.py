@@ -25,6 +25,7 @@ from typing import Any, Callable, Collection, Mapping
 from tinyrs.cluster.images import ENVS_DIR, constraint_pins, read_env
 from tinyrs.config import TRAIN_STAGES, ConfigError
 from tinyrs.io import MANIFEST_NAME, model_dir_of
+from tinyrs.paths import WorkPaths
 
 CPU_CONSTRAINTS = "cpu-constraints.txt"
 
@@ -436,16 +437,13 @@ def require_ready(command: str, settings: Mapping, paths: Mapping[str, str]) -> 
 
 
 def workflow_inputs(config: Mapping, stage: str) -> dict[str, str]:
-    """The input paths the workflow gives ``stage`` (pretrain, sft, cot, grpo, eval-<stage>); the layout of
-    rules/common.smk and docs/design.md."""
-    work = Path(config["workdir"])
-
-    def model(name: str) -> str:
-        return str(work / "models" / name / MANIFEST_NAME)
-
+    """The input paths the workflow gives ``stage`` (pretrain, sft, cot, grpo, eval-<stage>): the paths its rule
+    declares (tinyrs.paths)."""
+    paths = WorkPaths(config["workdir"])
     if stage in TRAIN_STAGES:
         spec = config["stages"][stage]
-        return {"--init": model(spec["init"]), "--data": str(work / "data" / spec["data"] / "manifest.parquet")}
+        return {"--init": paths.model_manifest(spec["init"]), "--data": paths.list_manifest(spec["data"])}
     if stage == "grpo":
-        return {"--init": model(config["grpo"]["init"]), "--dataset": str(work / "hub" / config["grpo"]["dataset"])}
-    return {"--model": model(stage.removeprefix("eval-")), "--data-root": str(work / "hub" / "eval")}
+        return {"--init": paths.model_manifest(config["grpo"]["init"]),
+                "--dataset": paths.hub(config["grpo"]["dataset"])}
+    return {"--model": paths.model_manifest(stage.removeprefix("eval-")), "--data-root": paths.hub("eval")}

@@ -13,13 +13,13 @@ of proportions is no binomial proportion, so it gets no interval.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyrs.eval.scoring import metric_names
 from tinyrs.grpo_report import write_grpo_section
 from tinyrs.io import atomic_open, read_json
+from tinyrs.paths import plot_name, report_table
 
 MISSING = "—"
 MEAN_TASK = "mean"
@@ -231,10 +231,6 @@ def _prompt_style(results: Results, stage: str) -> str:
     return f", prompt style {'/'.join(styles)}" if styles else ""
 
 
-def plot_file_name(family: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", family) + ".png"
-
-
 def plot_family(results: Results, family: str, tasks: list[TaskInfo], path: Path) -> None:
     import matplotlib
 
@@ -283,17 +279,17 @@ def write_report(eval_dir: str | Path, stages: list[str], out_dir: str | Path,
     text = markdown(results)
     if grpo_log is not None:
         text += "\n" + write_grpo_section(grpo_log, out_dir)
-    with atomic_open(out_dir / "results.md", "w", encoding="utf-8") as handle:
+    with atomic_open(out_dir / report_table("md"), "w", encoding="utf-8") as handle:
         handle.write(text)
     frame = pd.DataFrame(long_rows(results), columns=list(LONG_COLUMNS))
     for column in ("value", "ci_low", "ci_high"):
         frame[column] = frame[column].astype("float64")
     for column in ("n", "correct"):
         frame[column] = frame[column].astype("Int64")
-    with atomic_open(out_dir / "results.csv", "w", encoding="utf-8", newline="") as handle:
+    with atomic_open(out_dir / report_table("csv"), "w", encoding="utf-8", newline="") as handle:
         frame.to_csv(handle, index=False)
-    with atomic_open(out_dir / "results.parquet", "wb") as handle:
+    with atomic_open(out_dir / report_table("parquet"), "wb") as handle:
         frame.to_parquet(handle, index=False)
     for family, tasks in results.families().items():
-        plot_family(results, family, tasks, out_dir / plot_file_name(family))
+        plot_family(results, family, tasks, out_dir / plot_name(family))
     return text

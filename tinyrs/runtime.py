@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tinyrs.io import MANIFEST_NAME, sha256_file, sha256_json, write_json, write_manifest, write_text_if_changed
+from tinyrs.paths import FETCHED, TRAIN_LOG
 from tinyrs.provenance import provenance
 
 INTERRUPTED_EXIT = 75  # EX_TEMPFAIL: the checkpoint is saved, a rerun resumes from it
@@ -117,7 +118,7 @@ def run_fingerprint(settings: dict, *inputs: str | Path) -> str:
     parts = [sha256_json(settings)]
     for item in inputs:
         path = Path(item)
-        markers = [path / MANIFEST_NAME, path / ".complete"] if path.is_dir() else [path]
+        markers = [path / MANIFEST_NAME, path / FETCHED] if path.is_dir() else [path]
         found = next((m for m in markers if m.is_file()), None)
         parts.append(sha256_file(found) if found else str(item))
     return sha256_json(parts)
@@ -236,7 +237,7 @@ def save_outputs(trainer, processor, out_dir: str | Path, settings: dict, starte
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(out_dir))
         trainer.model.generation_config.save_pretrained(str(out_dir))
-        write_json(Path(out_dir) / "train_log.json", trainer.state.log_history)
+        write_json(Path(out_dir) / TRAIN_LOG, trainer.state.log_history)
         losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
         summary = {"steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None, **summary}
         write_manifest(out_dir, **summary, config_sha256=sha256_json(settings),

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+from tinyrs.cli.options import add_settings_option, from_settings, require
 from tinyrs.data.records import MAX_REJECTED_FRACTION
 
 
 def _fetch(args: argparse.Namespace) -> int:
     from tinyrs.data.fetch import FetchError, fetch_dataset
 
+    from_settings(args)
+    require(args, "dataset", "repo", "allow_pattern")
     try:
         record = fetch_dataset(
             args.dataset, args.repo, args.revision, args.allow_pattern, args.out, args.mirror, args.unpack_shards
@@ -29,6 +33,9 @@ def _fetch(args: argparse.Namespace) -> int:
 def _correct(args: argparse.Namespace) -> int:
     from tinyrs.data.correct import correct_list
 
+    if from_settings(args):  # the settings name the list by its file in the fetched dataset
+        args.list = os.path.join(args.image_root, args.list)
+    require(args, "list")
     report = correct_list(args.list, args.image_root, args.check, args.out_dir, workers=args.workers,
                           max_rejected_fraction=args.max_rejected_fraction, allow_empty=args.allow_empty)
     rejected = {reason: count for reason, count in report["rejected"].items() if count}
@@ -37,9 +44,15 @@ def _correct(args: argparse.Namespace) -> int:
 
 
 def _oversample(args: argparse.Namespace) -> int:
-    from tinyrs.data.oversample import load_factors, oversample
+    from tinyrs.data.oversample import SHUFFLED_ONCE, check_factors, load_factors, oversample
 
-    report = oversample(args.in_dir, load_factors(args.factors), args.seed, args.out_dir, allow_empty=args.allow_empty)
+    if from_settings(args):  # the list's settings: its oversample section, which also holds the seed
+        factors = check_factors(args.factors or SHUFFLED_ONCE, args.settings)
+        args.seed = factors["seed"]
+    else:
+        factors = load_factors(args.factors)
+    require(args, "seed")
+    report = oversample(args.in_dir, factors, args.seed, args.out_dir, allow_empty=args.allow_empty)
     print(f"{args.in_dir}: {report['records_before']} -> {report['records_after']} records in {args.out_dir}")
     return 0
 
@@ -73,17 +86,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = data.add_subparsers(dest="data_command", required=True)
 
     fetch = commands.add_parser("fetch", help="download a Hub dataset repo (or link it from a mirror)")
-    fetch.add_argument("--dataset", required=True, help="dataset key (recorded in .complete)")
-    fetch.add_argument("--repo", required=True, help="Hub dataset repo, e.g. aybora/VHM_VersaD")
+    add_settings_option(fetch, "the dataset's fetch settings (settings/fetch-<dataset>.json)",
+                        {"dataset": "dataset", "repo": "repo", "revision": "revision", "allow_pattern": "allow_patterns",
+                         "unpack_shards": "unpack_shards", "mirror": "mirror"})
+    fetch.add_argument("--dataset", help="dataset key (recorded in .complete)")
+    fetch.add_argument("--repo", help="Hub dataset repo, e.g. aybora/VHM_VersaD")
     fetch.add_argument("--revision", default="main")
-    fetch.add_argument("--allow-pattern", action="append", required=True, help="fnmatch pattern (repeatable)")
+    fetch.add_argument("--allow-pattern", action="append", help="fnmatch pattern (repeatable)")
     fetch.add_argument("--unpack-shards", action="store_true", help="unpack <sub>/*.tar webdataset shards")
     fetch.add_argument("--mirror", help="local folder laid out as <mirror>/<repo name>/ instead of the Hub")
     fetch.add_argument("--out", required=True, help="target folder; .complete is written there last")
     fetch.set_defaults(func=_fetch)
 
     correct = commands.add_parser("correct", help="stream a raw list: fix image paths and tags, reject bad records")
-    correct.add_argument("--list", required=True, help="raw VHM JSON array")
+    add_settings_option(correct, "the list's data settings (settings/data-<list>.json; its file is read from "
+                                 "--image-root)", {"list": "file", "check": "check_images",
+                                                   "max_rejected_fraction": "max_rejected_fraction",
+                                                   "allow_empty": "allow_empty"})
+    correct.add_argument("--list", help="raw VHM JSON array")
     correct.add_argument("--image-root", required=True, help="folder holding the image sub-folders")
     correct.add_argument("--check", choices=("none", "exists", "decode"), default="exists")
     correct.add_argument("--out-dir", required=True)
@@ -100,10 +120,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     oversample = commands.add_parser("oversample", help="repeat/subsample per source, shuffle, write the manifest")
     oversample.add_argument("--in-dir", required=True, help="output folder of `tinyrs data correct`")
+    add_settings_option(oversample, "the list's data settings (settings/data-<list>.json): its oversample section "
+                                    "holds the factors and --seed (null: every record once, shuffled with seed 0)",
+                        {"factors": "oversample", "allow_empty": "allow_empty"})
     oversample.add_argument(
         "--factors", help='JSON or a JSON file: null or {"default": f, "factors": {source: f}}; absent: copy'
     )
-    oversample.add_argument("--seed", type=int, required=True)
+    oversample.add_argument("--seed", type=int)
     oversample.add_argument("--out-dir", required=True)
     _allow_empty_option(oversample)
     oversample.set_defaults(func=_oversample)

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import argparse
 
+from tinyrs.cli.options import add_settings_option, from_settings
+
 
 def run_demo_world(args: argparse.Namespace) -> int:
     from tinyrs.data.demo_world import build_demo_world, plan
 
+    from_settings(args)
     summary = build_demo_world(args.out, args.seed, args.scale)
     sft = summary["VHM_dataset_sft"]
     print(f"demo world (seed {args.seed}, scale {args.scale}) written to {args.out}: "
@@ -22,6 +25,7 @@ def register(subparsers) -> None:
         "demo-world", help="write synthetic datasets laid out like the four Hub repositories",
         description="Write VHM_VersaD, VHM_dataset_sft, VHM_dataset_grpo and scorers_datasets_eval (synthetic, "
                     "deterministic for a seed) under --out, then demo_world.json with the counts.")
+    add_settings_option(parser, "the demo world's settings (settings/demo-world.json)", {"seed": "seed", "scale": "scale"})
     parser.add_argument("--out", required=True, help="directory to write (its four repository folders are replaced)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, byte-identical files (default 0)")
     parser.add_argument("--scale", choices=("tiny", "small"), default="tiny",

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tinyrs.cli.options import add_settings_option, from_settings, require
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a model on the benchmark tasks")
@@ -31,7 +33,8 @@ def register(subparsers) -> None:
     merge = commands.add_parser("merge", help="combine finished shards into <task>.jsonl and <task>.metrics.json")
     merge.add_argument("--task", required=True)
     merge.add_argument("--out-dir", required=True)
-    merge.add_argument("--shards", required=True, type=int)
+    add_settings_option(merge, "the column's eval settings (settings/eval-<column>.json)", {"shards": "shards"})
+    merge.add_argument("--shards", type=int)
     merge.set_defaults(func=merge_command)
 
 
@@ -93,6 +96,8 @@ def _prediction_rows(path: str, skip_bad_lines: bool) -> tuple[list[dict], int]:
 def merge_command(args: argparse.Namespace) -> int:
     from tinyrs.eval.runner import merge_shards
 
+    from_settings(args)
+    require(args, "shards")
     document = merge_shards(args.task, args.out_dir, args.shards)
     print(f"tinyrs eval merge {args.task}: {document['n']} samples from {args.shards} shards")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES
+from tinyrs.cli.options import add_settings_option, from_settings, require
 
 
 def register(subparsers) -> None:
@@ -12,6 +13,8 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="model_command", required=True)
 
     tiny = commands.add_parser("tiny", help="build the tiny random-init base model of the demo world")
+    add_settings_option(tiny, "the base model's settings (settings/model-base.json)",
+                        {"family": "family", "min_pixels": "min_pixels", "max_pixels": "max_pixels"})
     tiny.add_argument("--family", choices=sorted(FAMILIES), default=DEFAULT_FAMILY, help="base_model.family")
     tiny.add_argument("--out", required=True, help="model directory to write")
     tiny.add_argument("--corpus", nargs="+", required=True, help="VHM-style JSON lists to train the tokenizer on")
@@ -21,7 +24,10 @@ def register(subparsers) -> None:
     tiny.set_defaults(func=_tiny)
 
     fetch = commands.add_parser("fetch", help="download a model from the Hugging Face Hub (or a local mirror)")
-    fetch.add_argument("--repo", required=True)
+    add_settings_option(fetch, "the model's settings (settings/model-<name>.json)",
+                        {"repo": "repo", "revision": "revision", "mirror": "mirror", "stage": "stage",
+                         "family": "family"})
+    fetch.add_argument("--repo")
     fetch.add_argument("--revision", default="main")
     fetch.add_argument("--mirror", default=None, help="local directory laid out like the Hub")
     fetch.add_argument("--stage", default="base",
@@ -33,9 +39,11 @@ def register(subparsers) -> None:
 
     to_mirror = commands.add_parser(
         "to-mirror", help="lay out a model directory as a Hub repo of a local mirror (what fetch --mirror reads)")
+    add_settings_option(to_mirror, "the settings of the model it stands for (settings/model-<name>.json)",
+                        {"repo": "repo", "mirror": "mirror"})
     to_mirror.add_argument("--model", required=True, help="model directory (or its tinyrs_manifest.json)")
-    to_mirror.add_argument("--repo", required=True, help="the Hub id it stands for, owner/name")
-    to_mirror.add_argument("--mirror", required=True, help="the mirror directory: the model goes to <mirror>/<name>")
+    to_mirror.add_argument("--repo", help="the Hub id it stands for, owner/name")
+    to_mirror.add_argument("--mirror", help="the mirror directory: the model goes to <mirror>/<name>")
     to_mirror.set_defaults(func=_to_mirror)
 
 
@@ -44,6 +52,7 @@ def _tiny(args: argparse.Namespace) -> int:
     from tinyrs.model.tiny import build_tiny_model, corpus_from_lists
     from tinyrs.provenance import provenance
 
+    from_settings(args)
     summary = build_tiny_model(args.out, corpus_from_lists(args.corpus), args.min_pixels, args.max_pixels, args.seed,
                                family=args.family)
     write_manifest(args.out, stage="base", source="tiny", seed=args.seed, corpus=args.corpus, **summary,
@@ -57,6 +66,8 @@ def _fetch(args: argparse.Namespace) -> int:
     from tinyrs.model.fetch import check_family, fetch_model
     from tinyrs.provenance import provenance
 
+    from_settings(args)
+    require(args, "repo")
     summary = fetch_model(args.repo, args.revision, args.out, args.mirror)
     if args.family:
         check_family(args.out, args.family, args.repo)
@@ -68,6 +79,8 @@ def _fetch(args: argparse.Namespace) -> int:
 def _to_mirror(args: argparse.Namespace) -> int:
     from tinyrs.model.fetch import put_in_mirror
 
+    from_settings(args)
+    require(args, "repo", "mirror")
     target = put_in_mirror(args.model, args.repo, args.mirror)
     print(f"tinyrs: {args.model} laid out as {args.repo} at {target}")
     return 0

@@ -7,6 +7,8 @@ import argparse
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("report", help="tables and plots of the eval metrics across stages")
+    parser.add_argument("--settings", help="the report's settings (settings/report.json), written by the workflow: "
+                                           "its columns (stages) and published models (external)")
     parser.add_argument("--eval-dir", required=True, help="holds <stage>/<task>.metrics.json")
     parser.add_argument("--stages", help="comma-separated stages, in column order (default: config eval.stages)")
     parser.add_argument("--out-dir", required=True, help="where results.{md,csv,parquet} and <family>.png go")
@@ -15,7 +17,8 @@ def register(subparsers) -> None:
                              "its published models (eval.external_models in eval.stages) are named")
     parser.add_argument("--external", action="append", default=[], metavar="NAME=REPO@REVISION",
                         help="a column that is a published checkpoint, and its source (repeatable)")
-    parser.add_argument("--grpo-log", help="GRPO's train_log.json: adds its reward curves (grpo_rewards.png)")
+    parser.add_argument("--grpo-log", help="GRPO's train_log.json: adds its reward curves (grpo_rewards.png); "
+                                           "the settings file gives it where the report has a grpo column")
     parser.set_defaults(func=report_command)
 
 
@@ -32,19 +35,24 @@ def _external(values: list[str]) -> dict[str, str]:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from tinyrs.config import ConfigError, external_models, load_config
+    from tinyrs.config import ConfigError, external_models, load_config, read_settings
     from tinyrs.report import write_report
 
     config = load_config(args.config) if args.config else None
-    if args.stages:
+    settings = read_settings(args.settings) if args.settings else {}
+    if settings:
+        stages = settings["stages"]
+    elif args.stages:
         stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()]
     elif config:
         stages = config["eval"]["stages"]
     else:
-        raise ConfigError("tinyrs report: give --stages or --config")
+        raise ConfigError("tinyrs report: give --settings, --stages or --config")
     expected = config["eval"]["tasks"] if config else None
     external = {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external_models(config).items()
                 if name in stages} if config else {}
+    external.update(settings.get("external", {}))
     external.update(_external(args.external))
-    print(write_report(args.eval_dir, stages, args.out_dir, expected, external, args.grpo_log), end="")
+    grpo_log = args.grpo_log or settings.get("grpo_log")
+    print(write_report(args.eval_dir, stages, args.out_dir, expected, external, grpo_log), end="")
     return 0

@@ -1,5 +1,5 @@
 """What the Snakefile asks of the cluster package, per job: its Snakemake resources (SLURM requests plus the
-``launch`` prefix of its shell command) and its container. rules/common.smk wraps these as rule callables.
+``launch`` prefix of its shell command) and its container. ``RuleJobs`` hands these to the rules as callables.
 
 ``containers`` says whether the workflow runs its containers (``--software-deployment-method apptainer``, as
 profiles/slurm does). Without them (the demo and local profiles) every stage runs as one plain process:
@@ -64,3 +64,38 @@ def job_container(config: dict, job: str, containers: bool, lock_path: Path) -> 
 def validate(config: dict) -> None:
     """Refuse impossible requests when the workflow starts, before anything is submitted."""
     validate_resources(config.get("resources"))
+
+
+class RuleJobs:
+    """The cluster side of the workflow's rules, from config.yaml ``resources`` (docs/cluster.md): a site edits
+    config, never the rules. ``job`` is a key of ``resources.jobs``. Impossible requests fail here, before
+    anything is submitted.
+
+    ``containers``: the workflow runs its containers (``--sdm apptainer``, as profiles/slurm does); without them
+    (demo, local) ``{resources.launch}`` is empty and no job has an image.
+    """
+
+    def __init__(self, config: dict, containers: bool, apptainer_args: str, lock_path: Path):
+        validate(config)
+        self.config, self.containers, self.apptainer_args, self.lock_path = config, containers, apptainer_args, lock_path
+
+    def resources(self, job: str) -> dict:
+        """The rule's ``resources:``: SLURM requests (runtime and memory grow with ``attempt``) and ``launch``."""
+
+        def resource(key):
+            return lambda wildcards, attempt: job_resources(
+                self.config, job, attempt, self.containers, self.apptainer_args, self.lock_path).get(key)
+
+        return {key: resource(key) for key in resource_keys(self.config)}
+
+    def container(self, job: str):
+        """The rule's ``container:``: the job's image (None without containers, or for a multi-node job)."""
+        return lambda wildcards: job_container(self.config, job, self.containers, self.lock_path)
+
+    @staticmethod
+    def host():
+        """The ``container:`` of a rule that runs in the workflow's own environment (``make install``: the one
+        Snakemake runs in, on the submit host or a CPU node), with or without containers: no image. Data
+        preparation, downloads and the report are such rules; saying so keeps every rule's software stated
+        (``snakemake --lint`` asks each rule for a container or a conda environment)."""
+        return lambda wildcards: None

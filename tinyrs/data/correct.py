@@ -45,6 +45,7 @@ from tinyrs.data.records import (
 )
 from tinyrs.data.stream import ArrayError, ArrayReader, element_start
 from tinyrs.io import DataError, atomic_open, write_json
+from tinyrs.paths import CORRECTED_REPORT as REPORT
 
 CHECKS = ("none", "exists", "decode")
 FIXES = ("image_tag_added", "image_folder_added", "image_folder_respelled", "image_path_normalized")
@@ -55,7 +56,6 @@ SEGMENT_BYTES = 16 << 20  # byte range handed to one worker
 CORRECTED_JSON = "corrected.json"
 CORRECTED_ARROW = "corrected.arrow"
 REJECTS = "rejects.jsonl"
-REPORT = "report.json"
 ROWS_SCHEMA = pa.schema([("source", pa.string()), ("images", IMAGES_TYPE), ("json", pa.string())])
 # corrected.arrow: a record's JSON text is corrected.json[offset:offset + length]
 RECORDS_SCHEMA = pa.schema(

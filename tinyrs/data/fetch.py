@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 from tinyrs.io import DataError, atomic_open, read_json, write_json
+from tinyrs.paths import FETCHED as COMPLETE
 
-COMPLETE = ".complete"
 UNPACKED = ".unpacked"  # one marker per unpacked shard, so a rerun after a crash skips finished shards
 COPY_CHUNK = 16 << 20
 SKIPPED_EXAMPLES = 10  # skipped mirror entries named in .complete

@@ -34,13 +34,15 @@ import pyarrow.json as pj
 from tinyrs.data.correct import CORRECTED_ARROW, CORRECTED_JSON, REPORT, joined_texts
 from tinyrs.data.manifest import CONVERSATION_TYPE, manifest_schema, manifest_writer
 from tinyrs.io import DataError, atomic_open, read_json, write_json
+from tinyrs.paths import LIST_JSON, LIST_MANIFEST as MANIFEST
 
-LIST_JSON = "list.json"
-MANIFEST = "manifest.parquet"
 BUCKET_BYTES = 32 << 20  # JSON text in one bucket of output rows; peak memory is a few times this
 _BUCKET_DIR = ".oversample-buckets"
 _CONVERSATIONS_ONLY = pa.schema([("conversations", CONVERSATION_TYPE)])
 _ROW_NAMES = ["source", "images", "json"]
+# The factors of a list whose config says `oversample: null`: every record once, shuffled with seed 0, as the
+# workflow has always prepared such lists (by hand, no factors at all copies a list in its order).
+SHUFFLED_ONCE = {"seed": 0, "default": 1.0}
 
 
 def load_factors(value: str | None) -> dict | None:

@@ -1,6 +1,6 @@
 """The reference evaluator's scoring, reproduced rule for rule as the reference-compatible ("lenient") column.
 
-The strict scores in ``scoring.py`` are the real ones. This column exists only so our numbers can be set beside
+The strict scores (``scoring.py``, ``metrics/``) are the real ones. This column exists only so our numbers can be set beside
 published ones, so it must give the reference evaluator's verdict on every prediction, quirks included
 (REFERENCE.md §9; the quirks are defects §3.4 and §3.5). Written from those rules, not from the reference's code.
 ``tests/test_eval_reference.py`` holds the hand-derived outcome of every rule and branch below.

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tinyrs.eval.metrics import METRICS
 from tinyrs.eval.scoring import ground_truth_problem
 from tinyrs.eval.tasks import Task
 from tinyrs.io import DataError
@@ -78,7 +79,7 @@ def _sample(task: Task, record, index: int, data_root: Path, file_stem: str) -> 
         filename = str(image_path)
     return Sample(index, image_path, filename, question, answer,
                   list(size) if size is not None else None,
-                  types if task.metric == "lhrs_accuracy" else None)
+                  types if METRICS[task.metric].reads_types else None)
 
 
 def load_samples(task: Task, data_root: str | Path, max_samples: int | None = None) -> tuple[list[Sample], list[Skip]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from tinyrs.eval.backends.base import Backend, make_backend
+from tinyrs.eval.metrics import METRICS
 from tinyrs.eval.prompts import build_messages, question_text
 from tinyrs.eval.records import Sample, Skip, load_samples
 from tinyrs.eval.scoring import aggregate, ground_truth_problem, score_row
@@ -32,6 +33,7 @@ from tinyrs.io import (
     sha256_json,
     write_json,
 )
+from tinyrs.paths import metrics_name, shard_stem
 
 # Settings that may change between a killed run and its resumption without invalidating finished lines.
 RESUMABLE_SETTINGS = ("batch_size", "tasks", "shards")
@@ -59,7 +61,7 @@ class Shard:
         return sample_index % self.count == self.index
 
     def stem(self, task_key: str) -> str:
-        return task_key if self.count == 1 else f"{task_key}.shard-{self.index}-of-{self.count}"
+        return task_key if self.count == 1 else shard_stem(task_key, self.index, self.count)
 
     def label(self) -> str | None:
         return None if self.count == 1 else f"{self.index}/{self.count}"
@@ -70,7 +72,7 @@ def predictions_path(out_dir: Path, stem: str) -> Path:
 
 
 def metrics_path(out_dir: Path, stem: str) -> Path:
-    return out_dir / f"{stem}.metrics.json"
+    return out_dir / metrics_name(stem)
 
 
 def _run_path(out_dir: Path, stem: str) -> Path:
@@ -264,7 +266,7 @@ def score_predictions(task: Task, rows: list[dict], chat: dict, meta: dict | Non
             skips.append(Skip(index, "bad_prediction_row", "row needs 'pred' (text) and 'answer'"))
             continue
         problem = ground_truth_problem(task, row["answer"], row.get("size"), row.get("type"))
-        if problem is None and task.metric == "grounding" and row.get("size") is None:
+        if problem is None and METRICS[task.metric].needs_size and row.get("size") is None:
             problem = ("missing_size", "grounding rows need 'size' = [width, height]")
         if problem:
             skips.append(Skip(index, *problem))

@@ -5,10 +5,10 @@ from dataclasses import asdict, dataclass
 
 from tinyrs.answers import LHRS_TYPES  # LHRS-Bench type ids -> names: one table, shared with the demo world
 from tinyrs.config import ConfigError
+from tinyrs.eval.metrics import METRICS
 
-__all__ = ["BOX_UNITS", "LHRS_TYPES", "METRICS", "Task", "select_tasks", "task_from_entry", "task_registry"]
+__all__ = ["BOX_UNITS", "LHRS_TYPES", "Task", "select_tasks", "task_from_entry", "task_registry"]
 
-METRICS = ("accuracy", "grounding", "lhrs_accuracy")
 BOX_UNITS = ("normalized", "pixels")
 
 

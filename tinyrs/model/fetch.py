@@ -10,11 +10,7 @@ from pathlib import Path
 from tinyrs.config import ConfigError
 from tinyrs.io import MANIFEST_NAME, model_dir_of
 from tinyrs.model.families import FAMILIES, family_named
-
-
-def mirror_dir(mirror: str | os.PathLike, repo: str) -> Path:
-    """Where a mirror holds ``repo``: ``<mirror>/<name after the slash>``."""
-    return Path(mirror) / repo.split("/")[-1]
+from tinyrs.paths import mirror_dir
 
 
 def fetch_model(repo: str, revision: str, out_dir: str, mirror: str | None = None) -> dict:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from tinyrs.data.demo_world import layouts, plan
 from tinyrs.io import write_json
+from tinyrs.paths import DEMO_WORLD_SUMMARY as SUMMARY_NAME
 
-SUMMARY_NAME = "demo_world.json"
 
 
 def section_rng(seed: int, section: str) -> random.Random:

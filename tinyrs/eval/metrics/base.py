@@ -1,0 +1,58 @@
+"""What a metric is: the contract every module of this package fills, and the counting helpers they share."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+if TYPE_CHECKING:  # tasks.py validates task metrics against the registry: import the type only
+    from tinyrs.eval.tasks import Task
+
+Problem = tuple[str, str]  # (reason, detail) of a sample that cannot be scored
+
+
+class Aggregate(NamedTuple):
+    """A metric's part of a task's metrics: the lenient column's denominator and numerator, and the metrics
+    reported after the strict and lenient headline ones (breakdowns, secondary values)."""
+
+    n_lenient: int
+    correct_lenient: int
+    extra: dict[str, dict]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One way of scoring a task (config ``eval.tasks.<key>.metric`` names it).
+
+    - ``primary`` / ``lenient``: the names of the strict headline metric and of its reference-compatible
+      counterpart (``lenient.py``).
+    - ``truth_problem(task, answer, types)``: why a ground truth cannot be scored by this metric, as
+      ``(reason, detail)``, or None. The checks every metric shares (an answer, a valid size) come first, in
+      ``scoring.ground_truth_problem``.
+    - ``score(task, row, parsed, tags)``: the row's scored fields after ``parsed`` (the answer the strict rules
+      read); they include ``correct`` (strict) and ``correct_lenient``. ``tags``: the chat's reasoning and answer tag.
+    - ``aggregate(rows)``: the scored rows' ``Aggregate``.
+    - ``needs_size``: scoring reads the image's ``size``; ``reads_types``: samples keep their LHRS-Bench type ids.
+    """
+
+    name: str
+    primary: str
+    lenient: str
+    truth_problem: Callable[[Task, str, Any], Problem | None]
+    score: Callable[[Task, dict, str | None, tuple[str, str]], dict]
+    aggregate: Callable[[list[dict]], Aggregate]
+    needs_size: bool = False
+    reads_types: bool = False
+
+
+def entry(correct: int, n: int) -> dict:
+    """A proportion as the metrics files hold it: value (None without samples), n, correct."""
+    return {"value": correct / n if n else None, "n": n, "correct": correct}
+
+
+def count(rows: list[dict], key: str) -> int:
+    return sum(bool(row[key]) for row in rows)
+
+
+def lenient_per_row(rows: list[dict]) -> tuple[int, int]:
+    """The lenient column counted over rows, one verdict each (every metric but grounding)."""
+    return len(rows), count(rows, "correct_lenient")
