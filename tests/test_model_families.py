@@ -189,7 +189,11 @@ def test_the_demo_and_the_real_run_plan_the_pipeline_for_another_family(repo_roo
     demo = _dry_run(repo_root, "--profile", "profiles/demo", "--config", f"workdir={tmp_path}/demo",
                     f"base_model={{family: {OTHER_FAMILY}}}")  # merged into the profile's base_model
     assert demo.returncode == 0, demo.stderr[-3000:]
-    assert f"tinyrs model tiny --family {OTHER_FAMILY} --out {tmp_path}/demo/models/base " in demo.stdout
+    assert f"tinyrs model tiny --settings {tmp_path}/demo/settings/model-base.json " in demo.stdout
+    from tinyrs.config import job_settings, load_config
+
+    demo_config = load_config(["config.yaml", "profiles/demo/overrides.yaml"], {"base_model": {"family": OTHER_FAMILY}})
+    assert job_settings(demo_config)["model-base"]["family"] == OTHER_FAMILY
     for rule in ("pretrain", "sft", "cot", "grpo", "eval_stage", "report"):
         assert rule in demo.stdout, rule
 
@@ -198,8 +202,12 @@ def test_the_demo_and_the_real_run_plan_the_pipeline_for_another_family(repo_roo
     real = _dry_run(repo_root, "--cores", "1", "--configfile", "config.yaml", str(overlay), "--config",
                     f"workdir={tmp_path}/real")
     assert real.returncode == 0, real.stderr[-3000:]
-    assert (f"tinyrs model fetch --repo Qwen/Qwen2.5-VL-3B-Instruct --revision main  --family {OTHER_FAMILY} "
+    assert (f"tinyrs model fetch --settings {tmp_path}/real/settings/model-base.json "
             f"--out {tmp_path}/real/models/base ") in real.stdout
+    real_config = load_config(["config.yaml", overlay])
+    assert job_settings(real_config)["model-base"] == {
+        "stage": "base", "repo": "Qwen/Qwen2.5-VL-3B-Instruct", "revision": "main", "mirror": None,
+        "family": OTHER_FAMILY}
 
     bad = _dry_run(repo_root, "--cores", "1", "--config", f"workdir={tmp_path}/bad", "base_model={family: qwen3-vl}")
     assert bad.returncode != 0 and "key 'base_model.family'" in bad.stdout + bad.stderr

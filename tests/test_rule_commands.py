@@ -37,7 +37,8 @@ def _settings_file(tmp_path, name: str, settings: dict) -> str:
 def test_a_published_model_is_put_in_the_mirror_and_fetched_with_its_settings(tmp_path):
     mirror = tmp_path / "mirror"
     settings = job_settings(_config(tmp_path, {"hub": {"mirror": str(mirror)}}))["model-TinyRS"]
-    assert settings == {"stage": "TinyRS", "repo": "aybora/Qwen2-VL-TinyRS", "revision": "main", "mirror": str(mirror)}
+    assert settings == {"stage": "TinyRS", "repo": "aybora/Qwen2-VL-TinyRS", "revision": "main", "mirror": str(mirror),
+                        "family": None}   # a published model is not checked against base_model.family
     settings_file = _settings_file(tmp_path, "model-TinyRS", settings)
     model = tmp_path / "models" / "base"
     model.mkdir(parents=True)
@@ -55,9 +56,10 @@ def test_a_published_model_is_put_in_the_mirror_and_fetched_with_its_settings(tm
 
 def test_the_base_models_settings_say_where_it_comes_from(tmp_path):
     real = job_settings(load_config(["config.yaml"]))["model-base"]
-    assert real == {"stage": "base", "repo": "Qwen/Qwen2-VL-2B-Instruct", "revision": "main", "mirror": None}
+    assert real == {"stage": "base", "repo": "Qwen/Qwen2-VL-2B-Instruct", "revision": "main", "mirror": None,
+                    "family": "qwen2-vl"}
     demo = job_settings(load_config(["config.yaml", "profiles/demo/overrides.yaml"]))
-    assert demo["model-base"] == {"min_pixels": 3136, "max_pixels": 12544}
+    assert demo["model-base"] == {"family": "qwen2-vl", "min_pixels": 3136, "max_pixels": 12544}
     assert demo["demo-world"] == {"seed": 0, "scale": "tiny"}
     assert demo["fetch-versad"] == {"dataset": "versad", "repo": "aybora/VHM_VersaD", "revision": "main",
                                     "allow_patterns": ["list_pretrain.json", "*/*.tar"], "unpack_shards": True,
@@ -82,6 +84,7 @@ def test_eval_merge_takes_the_shard_count_from_the_eval_settings(tmp_path, capsy
 def test_the_report_takes_its_columns_and_published_models_from_its_settings(tmp_path, capsys):
     settings = job_settings(load_config(["config.yaml"]))["report"]
     assert settings["stages"][-3:] == ["TinyRS", "TinyRS-CoT", "TinyRS-R1"]
+    assert settings.pop("grpo_log") == "work/models/grpo/train_log.json"   # no GRPO run here: its section is tested
     settings_file = _settings_file(tmp_path, "report", settings)
     write_json(tmp_path / "eval" / "sft" / "cls_a.metrics.json",
                {"task": "cls_a", "family": "classification", "primary": "accuracy", "lenient": "accuracy_lenient",

@@ -116,11 +116,12 @@ def test_published_models_are_fetched_through_the_mirror_and_evaluated(repo_root
         assert (f"tinyrs model fetch --settings {workdir}/settings/model-{name}.json "
                 f"--out {workdir}/models/{name} ") in result.stdout
         assert settings[f"model-{name}"] == {"stage": name, "repo": f"aybora/Qwen2-VL-{name}", "revision": "main",
-                                             "mirror": "/srv/hub-mirror"}
+                                             "mirror": "/srv/hub-mirror", "family": None}
         assert f"--settings {workdir}/settings/eval-{name}.json --model {workdir}/models/{name}/" \
                f"tinyrs_manifest.json" in result.stdout
         assert settings["report"]["external"][name] == f"aybora/Qwen2-VL-{name}@main"
     assert settings["report"]["stages"] == ["base", "pretrain", "sft", "cot", "grpo", *PUBLISHED]
+    assert settings["report"]["grpo_log"] == f"{workdir}/models/grpo/train_log.json"
     assert f"tinyrs report --settings {workdir}/settings/report.json " in result.stdout
 
 
@@ -132,7 +133,7 @@ def test_the_demo_evaluates_a_stand_in_from_its_own_mirror(repo_root, tmp_path):
     assert (jobs["demo_published_model"], jobs["external_model"], jobs["eval_stage"]) == (1, 1, 6)
     settings = written_settings(repo_root, workdir, ["model-published-demo"], "--profile", "profiles/demo")
     assert settings["model-published-demo"] == {"stage": "published-demo", "repo": "tinyrs-demo/Qwen2-VL-tiny-published",
-                                                "revision": "main", "mirror": f"{workdir}/demo-hub"}
+                                                "revision": "main", "mirror": f"{workdir}/demo-hub", "family": None}
     assert (f"tinyrs model to-mirror --settings {workdir}/settings/model-published-demo.json "
             f"--model {workdir}/models/base/tinyrs_manifest.json ") in result.stdout
     assert f"{workdir}/demo-hub/Qwen2-VL-tiny-published/config.json" in result.stdout
