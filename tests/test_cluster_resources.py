@@ -152,3 +152,12 @@ def test_a_partition_with_an_unknown_node_type_is_named_once(resources):
     resources["partitions"]["gpu"]["node_type"] = "a100x4"
     assert resource_problems(resources) == [
         "resources.partitions.gpu.node_type: 'a100x4' is not a key of resources.node_types"]
+
+
+def test_the_documented_site_overlay_fits_the_recipe(tmp_path):
+    """docs/cluster.md's example site.yaml, over config.yaml: every job on the site's partition, and valid."""
+    doc = (REPO / "docs" / "cluster.md").read_text()
+    (tmp_path / "site.yaml").write_text(doc.split("# profiles/<site>/site.yaml\n", 1)[1].split("```", 1)[0])
+    resources = load_config([REPO / "config.yaml", tmp_path / "site.yaml"])["resources"]
+    assert resource_problems(resources) == []
+    assert {snakemake_resources(resources, job)["slurm_partition"] for job in resources["jobs"]} == {"batch"}
