@@ -1,4 +1,4 @@
-"""SLURM requests from config.yaml `resources`: impossible requests are refused before submission, and the
+"""SLURM requests from the config's `resources`: impossible requests are refused before submission, and the
 Snakemake resources, container and launch prefix of each job are what the SLURM plugin and the GPUs need."""
 from __future__ import annotations
 
@@ -70,11 +70,10 @@ def test_single_node_gpu_job(resources):
 
 
 def test_multi_node_job_is_one_mpi_task_per_node(resources):
-    resources["account"] = "proj42"
     result = snakemake_resources(resources, "grpo")
     assert result["mpi"] == "srun" and result["tasks"] == 2 and result["nodes"] == 2
     assert result["gres"] == "gpu:h100:8" and result["tasks_per_gpu"] == 0
-    assert result["slurm_account"] == "proj42"
+    assert "slurm_account" not in result  # every job's account: the site profile's default-resources
 
 
 def test_runtime_and_memory_grow_per_attempt_up_to_the_limits(resources):
@@ -93,12 +92,6 @@ def test_cpu_only_job_has_no_gpu_keys(resources):
                                                            "runtime"}
     resources["jobs"]["prep"]["gpus_per_node"] = 1
     assert any("asks for 1 GPUs per node but a 'cpu64' node" in p for p in resource_problems(resources))
-
-
-def test_resource_keys_leave_the_account_to_the_profile_when_unset(config):
-    assert "slurm_account" not in workflow.resource_keys(config)
-    with_account = {**config, "resources": {**config["resources"], "account": "proj42"}}
-    assert "slurm_account" in workflow.resource_keys(with_account) and "launch" in workflow.resource_keys(config)
 
 
 def test_without_containers_a_job_runs_plainly(config, tmp_path):
@@ -159,3 +152,12 @@ def test_a_partition_with_an_unknown_node_type_is_named_once(resources):
     resources["partitions"]["gpu"]["node_type"] = "a100x4"
     assert resource_problems(resources) == [
         "resources.partitions.gpu.node_type: 'a100x4' is not a key of resources.node_types"]
+
+
+def test_the_documented_site_overlay_fits_the_recipe(tmp_path):
+    """docs/cluster.md's example site.yaml, over config.yaml: every job on the site's partition, and valid."""
+    doc = (REPO / "docs" / "cluster.md").read_text()
+    (tmp_path / "site.yaml").write_text(doc.split("# profiles/<site>/site.yaml\n", 1)[1].split("```", 1)[0])
+    resources = load_config([REPO / "config.yaml", tmp_path / "site.yaml"])["resources"]
+    assert resource_problems(resources) == []
+    assert {snakemake_resources(resources, job)["slurm_partition"] for job in resources["jobs"]} == {"batch"}

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from dry_runs import planned_jobs
 
 from tinyrs.config import load_config
 
@@ -121,22 +122,6 @@ def test_snakemake_report_is_one_html_file_with_the_plots(demo_run, repo_root, t
 
 
 # --- partial reruns (dry runs on the finished demo, then one real interrupted stage) -----------------------------
-
-def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """The 'Job stats' table of a dry run: rule -> count."""
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    lines = result.stdout.splitlines()
-    if "Nothing to be done" in result.stdout + result.stderr:
-        return {}
-    start = lines.index("Job stats:") + 3
-    jobs = {}
-    for line in lines[start:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
-
 
 def test_until_sft_runs_nothing_after_sft(repo_root, tmp_path):
     jobs = planned_jobs(snakemake(repo_root, tmp_path / "fresh", "-n", "--until", "sft"))

@@ -5,6 +5,7 @@ import glob
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dry_runs import planned_jobs, planned_resources
 
 BIN = Path(sys.executable).parent
 
@@ -79,21 +81,6 @@ def dry_run(repo_root: Path, workdir: Path, *args: str, overlays: tuple[Path, ..
                 f"workdir={workdir}", *args], repo_root)
 
 
-def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """The 'Job stats' table of a dry run: rule -> count ({} when nothing is to be done)."""
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    if "Nothing to be done" in result.stdout + result.stderr:
-        return {}
-    lines = result.stdout.splitlines()
-    jobs = {}
-    for line in lines[lines.index("Job stats:") + 3:]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        jobs[parts[0]] = int(parts[1])
-    return jobs
-
-
 def written_settings(repo_root: Path, workdir: Path, names: list[str], *args: str) -> dict[str, dict]:
     """Run the stage_settings jobs of ``names`` (nothing else) and read the files the commands will read."""
     targets = [str(workdir / "settings" / f"{name}.json") for name in names]
@@ -140,6 +127,64 @@ def test_the_demo_evaluates_a_stand_in_from_its_own_mirror(repo_root, tmp_path):
     assert (f"tinyrs model fetch --settings {workdir}/settings/model-published-demo.json "
             f"--out {workdir}/models/published-demo ") in result.stdout
     assert f"--out-dir {workdir}/eval/published-demo " in result.stdout
+
+
+# --- sites: a profile folder with the executor settings, the account, and the site.yaml overlay -------------------
+
+GPU_RULES = {"pretrain", "sft", "cot", "grpo", "eval_task"}
+
+
+def make_site(repo_root: Path, tmp_path: Path, account: str, partition: str) -> Path:
+    """profiles/slurm copied to a new site as docs/cluster.md says: its config.yaml names its own site.yaml and the
+    account, its site.yaml the GPU partition (and, here, stand-in images: no `make images` in a test)."""
+    site = tmp_path / "profiles" / "testsite"
+    shutil.copytree(repo_root / "profiles" / "slurm", site)
+    profile = (site / "config.yaml").read_text()
+    (site / "config.yaml").write_text(profile.replace("profiles/slurm/site.yaml", str(site / "site.yaml"))
+                                      .replace('slurm_account: "tinyrs"', f'slurm_account: "{account}"'))
+    overlay = yaml.safe_load((site / "site.yaml").read_text())
+    overlay["resources"]["partitions"] = {partition: overlay["resources"]["partitions"]["gpu"]}
+    overlay["resources"]["jobs"] = {job: {"partition": partition} for job in overlay["resources"]["jobs"]}
+    overlay["resources"]["images"] = {}
+    for image in ("sft", "grpo", "eval", "eval-lmdeploy"):
+        (tmp_path / f"{image}.sif").write_bytes(b"stand-in image")
+        overlay["resources"]["images"][image] = str(tmp_path / f"{image}.sif")
+    (site / "site.yaml").write_text(yaml.safe_dump(overlay))
+    return site
+
+
+@pytest.fixture()
+def site_dry_run(repo_root, tmp_path, monkeypatch):
+    """`tinyrs run --profile <copied site> -n`: Apptainer is the test double of tests/slurm/bin."""
+    monkeypatch.setenv("PATH", f"{repo_root / 'tests' / 'slurm' / 'bin'}:{os.environ['PATH']}")
+    site = make_site(repo_root, tmp_path, account="proj42", partition="batch")
+    return run([str(BIN / "tinyrs"), "run", "--profile", str(site), "-n", "--config", f"workdir={tmp_path}/w"],
+               repo_root)
+
+
+def test_a_copied_site_plans_its_gpu_jobs_on_its_partition(site_dry_run):
+    jobs = planned_resources(site_dry_run)
+    gpu_jobs = [resources for rule, resources in jobs if rule in GPU_RULES]
+    assert {rule for rule, _ in jobs} >= GPU_RULES and len(gpu_jobs) == sum(
+        count for rule, count in planned_jobs(site_dry_run).items() if rule in GPU_RULES)
+    assert {resources["slurm_partition"] for resources in gpu_jobs} == {"batch"}
+    assert {resources["gres"] for resources in gpu_jobs} == {"gpu:h100:4", "gpu:h100:8", "gpu:h100:1"}
+    assert {resources["slurm_partition"] for rule, resources in jobs if rule not in GPU_RULES} == {"cpu"}
+
+
+def test_the_account_set_once_in_the_site_profile_reaches_every_job(site_dry_run):
+    jobs = planned_resources(site_dry_run)
+    assert {rule for rule, _ in jobs} >= GPU_RULES
+    assert {resources["slurm_account"] for _, resources in jobs} == {"proj42"}
+
+
+def test_tinyrs_run_checks_the_site_overlay(repo_root, tmp_path):
+    site = make_site(repo_root, tmp_path, account="proj42", partition="batch")
+    with (site / "site.yaml").open("a") as overlay:
+        overlay.write("account: proj42\n")
+    result = run([str(BIN / "tinyrs"), "run", "--profile", str(site), "-n"], repo_root)
+    assert result.returncode == 2
+    assert f"{site / 'site.yaml'}: unknown key 'account'" in result.stderr
 
 
 # --- thin rules: the linter, rule names, the eval layouts ----------------------------------------------------------

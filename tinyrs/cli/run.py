@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 def overlay_files(snakemake_args: list[str]) -> list[str]:
     """The ``--configfile`` overlays a snakemake command line reads: its own, else its profile's."""
-    known = argparse.ArgumentParser(add_help=False)
+    known = argparse.ArgumentParser(add_help=False, allow_abbrev=False)  # `--config k=v` is not `--configfile`
     known.add_argument("--profile")
     known.add_argument("--configfile", "--configfiles", nargs="+", default=None)
     args, _ = known.parse_known_args(snakemake_args)

@@ -1,4 +1,5 @@
-"""SLURM requests of the GPU jobs, read from config.yaml ``resources`` and checked before anything is submitted.
+"""SLURM requests of the GPU jobs, read from the config's ``resources`` (config.yaml, and a site's overlay
+profiles/<site>/site.yaml) and checked before anything is submitted.
 
 A site describes its node types and partitions once; each job (a training stage, GRPO, eval) names a
 partition and asks for nodes, and per node for GPUs, CPUs and memory, plus minutes. A request a partition can
@@ -19,9 +20,10 @@ import yaml
 from tinyrs.config import SCHEMA_PATH, ConfigError
 
 # Every Snakemake resource a job can get from snakemake_resources(); the workflow declares each of them
-# (a value of None drops the resource for that job).
-RESOURCE_KEYS = ("slurm_partition", "slurm_account", "nodes", "tasks", "tasks_per_gpu", "mpi", "gres",
-                 "cpus_per_task", "mem_mb", "runtime")
+# (a value of None drops the resource for that job). The account is not one of them: every job, GPU or CPU, takes
+# it from the site profile's default-resources ``slurm_account``, its one place (docs/cluster.md).
+RESOURCE_KEYS = ("slurm_partition", "nodes", "tasks", "tasks_per_gpu", "mpi", "gres", "cpus_per_task", "mem_mb",
+                 "runtime")
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,6 @@ def snakemake_resources(resources: dict, name: str, attempt: int = 1) -> dict:
     growth = resources["retry_growth"] ** (max(attempt, 1) - 1)
     result = {
         "slurm_partition": request.partition,
-        "slurm_account": resources["account"],
         "nodes": request.nodes,
         "cpus_per_task": request.cpus_per_node,
         "mem_mb": min(math.ceil(request.mem_mb * growth), node["mem_mb"]),

@@ -22,13 +22,6 @@ from tinyrs.cluster.launch import LaunchPlan, outer_command
 from tinyrs.cluster.resources import RESOURCE_KEYS, job_request, snakemake_resources, validate_resources
 
 
-def resource_keys(config: dict) -> tuple[str, ...]:
-    """The resources every GPU rule declares. Without a configured account the key is left out, so that the
-    profile's default-resources ``slurm_account`` applies (a rule's own key, even if None, would hide it)."""
-    keys = [key for key in RESOURCE_KEYS if key != "slurm_account" or config["resources"]["account"]]
-    return (*keys, "launch")
-
-
 def _image(config: dict, name: str, lock_path: Path) -> str:
     return str(image_path(name, config["resources"]["images"][name], lock_path))
 
@@ -86,7 +79,7 @@ class RuleJobs:
             return lambda wildcards, attempt: job_resources(
                 self.config, job, attempt, self.containers, self.apptainer_args, self.lock_path).get(key)
 
-        return {key: resource(key) for key in resource_keys(self.config)}
+        return {key: resource(key) for key in (*RESOURCE_KEYS, "launch")}
 
     def container(self, job: str):
         """The rule's ``container:``: the job's image (None without containers, or for a multi-node job)."""
