@@ -96,8 +96,8 @@ def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"
     ``processor`` is the one training uses (its pixel limits set), so prompt lengths are measured
     exactly as the model will see them.
 
-    ``check_ready`` then checks the reward mapping against the kept rows (unmapped answer types,
-    an unusable judge) before any model is loaded.
+    ``check_ready`` then checks the reward mapping against the kept rows and their optional ``task`` column
+    (unmapped answer types, an unusable judge) before any model is loaded.
     """
     from datasets import load_from_disk
 
@@ -121,7 +121,8 @@ def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"
     if not keep:
         raise ValueError(f"{path}: no usable GRPO rows ({dict(skipped)})")
     kept = dataset.select(keep)
-    check_ready(settings, (row["solution"] for row in kept.select_columns("solution")))
+    tasks = kept["task"] if "task" in kept.column_names else None  # GeoVLM-R1 routing (grpo.rewards.by_task)
+    check_ready(settings, (row["solution"] for row in kept.select_columns("solution")), tasks)
     prepared = kept.map(
         lambda row: {"prompt": with_system_prompt(row["prompt"], system)}, desc="system prompt"
     )
