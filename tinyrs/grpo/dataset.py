@@ -97,7 +97,8 @@ def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"
     exactly as the model will see them.
 
     ``check_ready`` then checks the reward mapping against the kept rows and their optional ``task`` column
-    (unmapped answer types, an unusable judge) before any model is loaded.
+    (unmapped answer types, an unusable judge) before any model is loaded; the report's ``reward_routes`` are
+    its counts of rows per route (``combine.check_ready``).
     """
     from datasets import load_from_disk
 
@@ -122,12 +123,12 @@ def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"
         raise ValueError(f"{path}: no usable GRPO rows ({dict(skipped)})")
     kept = dataset.select(keep)
     tasks = kept["task"] if "task" in kept.column_names else None  # GeoVLM-R1 routing (grpo.rewards.by_task)
-    check_ready(settings, (row["solution"] for row in kept.select_columns("solution")), tasks)
+    routes = check_ready(settings, (row["solution"] for row in kept.select_columns("solution")), tasks)
     prepared = kept.map(
         lambda row: {"prompt": with_system_prompt(row["prompt"], system)}, desc="system prompt"
     )
     report = {"rows": len(dataset), "kept": len(keep), "skipped": dict(skipped), "answer_types": dict(answer_types),
-              "unreadable_images": unreadable_images}
+              "reward_routes": routes, "unreadable_images": unreadable_images}
     for reason, count in sorted(skipped.items()):
         print(f"tinyrs grpo: skipped {count} rows: {reason}", flush=True)
     return prepared, report
