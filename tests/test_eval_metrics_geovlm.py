@@ -1,4 +1,4 @@
-"""GeoVLM-R1's eval metrics (tinyrs.eval.metrics: multilabel, detection_map, rouge, meteor, jaccard) against values
+"""GeoVLM-R1's eval metrics (tinyrs.eval.metrics: multilabel, detection_map, rouge, meteor, caption, jaccard) against values
 computed by hand, through the same scoring path as the runner (``score_row`` then ``aggregate``)."""
 from __future__ import annotations
 
@@ -111,6 +111,17 @@ def test_meteor_metric_document():
     got = values(document)
     assert 0 < got["meteor"] < 1 and got["meteor"] == got["meteor_lenient"]
     assert document["metrics"]["exact_match"]["correct"] == 1
+
+
+def test_caption_reports_rouge_and_meteor_of_one_pass():
+    pairs = [("<answer>two ships in a harbor</answer>", "two ships in a harbor"),
+             ("<answer>the dock near ships</answer>", "ships near the dock")]
+    document = run("caption", pairs)
+    got = values(document)
+    assert document["primary"] == "rougeL" and got["rougeL"] == pytest.approx((1 + 0.5) / 2)
+    assert got["rouge1"] == pytest.approx(1.0)
+    assert got["meteor"] == pytest.approx(values(run("meteor", pairs))["meteor"])
+    assert 0 < got["meteor"] < 1
 
 
 def test_meteor_fails_loudly_without_its_java(monkeypatch):

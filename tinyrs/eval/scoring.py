@@ -1,7 +1,7 @@
 """Per-sample scoring and per-task metrics: strict scores, with the reference's lenient ones beside them.
 
 Each task names a metric (``accuracy``, ``grounding``, ``lhrs_accuracy``, GeoVLM-R1's ``multilabel``,
-``detection_map``, ``rouge``, ``meteor``, ``jaccard``): a module of ``tinyrs.eval.metrics``
+``detection_map``, ``rouge``, ``meteor``, ``caption``, ``jaccard``): a module of ``tinyrs.eval.metrics``
 holds its rules, strict and lenient, and its breakdowns. This module does what every metric shares and
 dispatches through ``METRICS``: the ground-truth checks, the answer the strict rules read (the LAST answer block,
 none when reasoning is never closed), and the task's counts. The lenient column is the reference evaluator's

