@@ -104,10 +104,9 @@ class RewardSuite:
             )
         if sample.task in self.by_task:
             mapping = self.by_task[sample.task]
-            check_truth(sample, mapping, where)
-            return mapping
-        mapping = self.by_answer_type.get(sample.answer_type)
-        if mapping is None:
+        elif sample.answer_type in self.by_answer_type:
+            mapping = self.by_answer_type[sample.answer_type]
+        else:
             raise DataError(
                 f"{where}: answer_type '{sample.answer_type}' has no rewards in grpo.rewards.by_answer_type "
                 f"(configured: {sorted(self.by_answer_type)})"
