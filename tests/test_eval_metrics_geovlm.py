@@ -105,6 +105,25 @@ def test_meteor_of_equal_and_disjoint_captions():
     assert corpus_meteor([answers, ["green field", "ocean waves"]], answers) == [pytest.approx(1.0), 0.0]
 
 
+def fmean(precision: float, recall: float) -> float:
+    """METEOR 1.5's harmonic mean with alpha 0.85 (its English defaults: alpha .85, beta .2, gamma .6)."""
+    return precision * recall / (0.85 * precision + 0.15 * recall)
+
+
+def penalty(chunks: int, matches: int) -> float:
+    return 0.6 * (chunks / matches) ** 0.2
+
+
+def test_meteor_against_its_formula():
+    # "red" matches (content words, exact module): one chunk of one match -> penalty .6
+    one, longer = corpus_meteor([["red ships"], ["red green ships"]], ["red cars"])
+    assert one == pytest.approx(fmean(1 / 2, 1 / 2) * (1 - penalty(1, 1)))      # 0.2
+    assert longer == pytest.approx(fmean(1 / 3, 1 / 2) * (1 - penalty(1, 1)))
+    # a corpus pools the statistics: 3 matches of 4 words each side; the identical segment counts no chunk
+    [pooled] = corpus_meteor([["red ships", "blue boats"]], ["red cars", "blue boats"])
+    assert pooled == pytest.approx(fmean(3 / 4, 3 / 4) * (1 - penalty(1, 3)))
+
+
 def test_meteor_metric_document():
     document = run("meteor", [("<answer>two ships in a harbor</answer>", "two ships in a harbor"),
                               ("<answer>boats</answer>", "a red car")])
