@@ -92,6 +92,20 @@ def test_long_prompts_are_skipped_and_counted(tmp_path, processor, settings):
     assert load_grpo_dataset(path, settings, processor)[1]["kept"] == 3
 
 
+def test_a_task_column_routes_rewards_by_task(tmp_path, processor, settings):
+    from datasets import DatasetDict, load_from_disk
+
+    small = image(56, 56)
+    path = write_dataset(tmp_path / "grpo", [row(small, solution=["1", "forest, river", QUESTION]),
+                                             row(small, solution=["2", "[[1, 2, 3, 4]]", QUESTION]), row(small)])
+    train = load_from_disk(path)["train"].add_column("task", ["classification", "scene", None])
+    DatasetDict({"train": train}).save_to_disk(str(tmp_path / "with_task"))
+    settings["rewards"]["by_task"] = {"classification": {"recall": 1.0}}
+    dataset, report = load_grpo_dataset(str(tmp_path / "with_task"), settings, processor)
+    assert report["reward_routes"] == {"task:classification": 1, "unmapped_task:scene": 1, "2": 1, "1": 1}
+    assert dataset["task"] == ["classification", "scene", None]   # kept for TRL to hand to the rewards
+
+
 def test_a_limit_below_every_row_is_a_clear_error(tmp_path, processor, settings):
     path = write_dataset(tmp_path / "grpo", [row(image(56, 56)), row(image(224, 224))])
     settings["max_prompt_length"] = 1

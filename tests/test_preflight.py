@@ -2,6 +2,7 @@
 case and passes the good one; the demo passes on this CPU machine, the real recipe does not."""
 from __future__ import annotations
 
+import copy
 import sys
 import types
 from importlib.metadata import PackageNotFoundError
@@ -53,11 +54,12 @@ def _training_inputs(root: Path) -> tuple[Path, Path]:
     return _finished_model(root / "model"), data
 
 
-def _grpo_dataset(path: Path, answer_types: list[str]) -> Path:
+def _grpo_dataset(path: Path, answer_types: list[str], tasks: list[str | None] | None = None) -> Path:
     from datasets import Dataset, DatasetDict
 
     solutions = [[answer_type, "yes", "Is there a ship?", ""] for answer_type in answer_types]
-    DatasetDict({"train": Dataset.from_dict({"solution": solutions})}).save_to_disk(str(path))
+    columns = {"solution": solutions, **({} if tasks is None else {"task": tasks})}
+    DatasetDict({"train": Dataset.from_dict(columns)}).save_to_disk(str(path))
     return path
 
 
@@ -164,10 +166,20 @@ def test_open_ended_samples_need_the_judges_key(real, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     [problem] = preflight.judge_problems(settings)
     assert "OPENAI_API_KEY" in problem and "skip_open_ended: true" in problem
-    assert preflight.judge_problems(settings, answer_types={"1", "2"}) == []  # a dataset without open-ended samples
+    assert preflight.judge_problems(settings, routes={("1", None), ("2", None)}) == []  # no open-ended samples
     assert preflight.judge_problems({**settings, "skip_open_ended": True}) == []
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert preflight.judge_problems(settings) == []
+
+
+def test_rows_routed_by_task_need_the_judge_only_where_their_task_uses_it(real, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    settings = copy.deepcopy(grpo_settings(real))      # answer type "0" -> judge, as config.yaml
+    settings["rewards"]["by_task"] = {"caption": {"levenshtein": 1.0}, "describe": {"judge": 1.0}}
+    assert preflight.judge_problems(settings, routes={("0", "caption"), ("1", None)}) == []
+    [problem] = preflight.judge_problems(settings, routes={("1", "describe"), ("0", "unmapped")})
+    assert problem.startswith("answer type 0, task describe: ") and "OPENAI_API_KEY" in problem
+    assert preflight.judged_routes(settings) == ["answer type 0", "task describe"]
 
 
 def test_the_demo_routes_no_sample_to_the_judge(demo, monkeypatch):
@@ -180,7 +192,9 @@ def test_the_grpo_checks_read_the_datasets_answer_types(real, gpu_host, tested, 
     model = str(_finished_model(tmp_path / "model"))
     closed = _grpo_dataset(tmp_path / "closed", ["1", "2", "1"])
     mixed = _grpo_dataset(tmp_path / "mixed", ["1", "0"])
-    assert preflight.dataset_answer_types(closed) == {"1", "2"}
+    assert preflight.dataset_routes(closed) == {("1", None), ("2", None)}
+    tasked = _grpo_dataset(tmp_path / "tasked", ["0", "0", "1", "0"], ["caption", "caption", None, None])
+    assert preflight.dataset_routes(tasked) == {("0", "caption"), ("1", None), ("0", None)}
     ask = preflight.GpuAsk(8, "test")
     passing = preflight.stage_checks("grpo", grpo_settings(real), {"--init": model, "--dataset": str(closed)},
                                      gpu_host, ask, tested)

@@ -1,7 +1,7 @@
 """``tinyrs rewards score`` on a hand-written file of saved completions (tests/data/rewards_completions.jsonl).
 
 Each line of the data file carries ``expected_total``, computed by hand with config.yaml's rewards
-(format weight 1; type "1" closed, type "2" box IoU; ``task`` lines: that reward alone).
+(format weight 1; type "1" closed, type "2" box IoU; ``reward`` lines: that reward alone).
 """
 import argparse
 import json
@@ -67,7 +67,7 @@ def _with_lines(tmp_path: Path, *lines: str) -> Path:
 
 
 BAD_LINES = ['{"completion": "yes"', '{"completion": "yes", "answer": "yes"}',
-             '{"completion": "x", "answer": "x", "task": "nonsense"}',
+             '{"completion": "x", "answer": "x", "reward": "nonsense"}',
              '{"completion": "x", "solution": ["2", "no box here", "q"]}']
 
 

@@ -186,3 +186,97 @@ def test_suite_score_gives_components_and_total(settings):
     completion = read_completion("<reasoning>r</reasoning><answer>[[0, 0, 20, 10]]</answer>", "reasoning", "answer")
     scored = suite.score([completion], [Sample("2", "[[0, 0, 10, 10]]", "q", None)], [{"box_iou": 1.0}])
     assert scored == [{"format": 1.0, "box_iou": 0.5, "total": 1.5}]
+
+
+# --- GeoVLM-R1: routing by the sample's task (grpo.rewards.by_task), answer type as the fallback ---
+
+GEOVLM_TASKS = {"classification": {"recall": 1.0}, "detection": {"detection": 1.0},
+                "caption": {"levenshtein": 1.0}, "vqa": {"jaccard": 0.5, "closed": 0.5}}
+LABELS = "forest, river, beach, desert, harbor, airport, farmland, meadow, church, bridge"
+
+
+@pytest.fixture
+def by_task(settings):
+    settings["rewards"]["by_task"] = copy.deepcopy(GEOVLM_TASKS)
+    return settings
+
+
+def test_a_sample_naming_a_mapped_task_gets_that_tasks_rewards(by_task):
+    _, accuracy_reward = make_reward_functions(by_task)
+    completions = ["<answer>forest, river</answer>",                 # recall 2/2
+                   "<answer>[[0, 0, 100, 100]] [[0, 0, 50, 100]]</answer>",  # best IoUs 1, 1/2; 2 boxes for 2
+                   "<answer>wide road</answer>",                    # Levenshtein ratio 2 x 9 / (9 + 10)
+                   "<answer>red car</answer>"]                      # 0.5 x Jaccard 1/3 + 0.5 x closed 0
+    solutions = [["1", "forest, river", "q"], ["2", "[[0, 0, 100, 100]], [[0, 0, 50, 100]]", "q"],
+                 ["0", "wide roads", "q"], ["1", "blue car", "q"]]
+    tasks = ["classification", "detection", "caption", "vqa"]
+    rewards = call(accuracy_reward, completions, solutions, task=tasks)
+    assert rewards == pytest.approx([1.0, 1.0, 18 / 19, 0.5 / 3])
+    summary = accuracy_reward.suite.summary()
+    assert {name for name in ("recall", "detection", "levenshtein", "jaccard", "closed", "judge", "box_iou")
+            if f"{name}/count" in summary} == {"recall", "detection", "levenshtein", "jaccard", "closed"}
+
+
+def test_samples_without_a_mapped_task_fall_back_to_their_answer_type(by_task):
+    _, accuracy_reward = make_reward_functions(by_task)
+    # "forest" vs "forest, river": by answer type "1" (closed) 0; a task by_task lacks, or none, falls back too
+    solutions = [["1", "forest, river", "q"]] * 3
+    rewards = call(accuracy_reward, ["<answer>forest</answer>"] * 3, solutions, task=["classification", "scene", None])
+    assert rewards == pytest.approx([0.5, 0.0, 0.0])
+    assert call(accuracy_reward, ["<answer>yes</answer>"], [["1", "yes", "q"]]) == [1.0]   # no task column
+
+
+def test_task_weights_apply(by_task):
+    by_task["rewards"]["by_task"]["caption"] = {"levenshtein": 0.25, "jaccard": 2.0}
+    _, accuracy_reward = make_reward_functions(by_task)
+    # "x b" vs "x c": Levenshtein ratio 2 x 2 / 6 (LCS "x "), Jaccard 1/3
+    assert call(accuracy_reward, ["<answer>x b</answer>"], [["0", "x c", "q"]], task=["caption"]) == \
+        pytest.approx([0.25 * 2 / 3 + 2.0 / 3])
+
+
+def test_listing_every_class_scores_below_the_correct_answer(by_task):
+    _, accuracy_reward = make_reward_functions(by_task)
+    solutions = [["1", "forest, river", "q"]] * 3
+    spam, right, half = call(accuracy_reward, [f"<answer>{LABELS}</answer>", "<answer>river, forest</answer>",
+                                               "<answer>forest</answer>"], solutions, task=["classification"] * 3)
+    assert (spam, right, half) == pytest.approx((2 / 10, 1.0, 0.5))    # recall 1 x precision 2/10
+    assert spam < half < right
+
+
+def test_check_ready_counts_routes_and_names_unmapped_tasks(by_task):
+    solutions = [["1", "forest", "q"], ["2", "[[0, 0, 10, 10]]", "q"], ["1", "yes", "q"], ["1", "no", "q"]]
+    counts = check_ready(by_task, solutions, ["classification", "detection", "clasification", None])
+    assert counts == {"task:classification": 1, "task:detection": 1, "unmapped_task:clasification": 1, "1": 2}
+    with pytest.raises(DataError, match=r"solution\[0\]: field 'answer'"):   # a box reward needs boxes
+        check_ready(by_task, [["1", "no box", "q"]], ["detection"])
+    with pytest.raises(DataError, match=r"solution\[0\]: field 'task'"):
+        check_ready(by_task, [["1", "forest", "q"]], [7])
+
+
+def test_bad_task_mappings_are_config_errors(by_task):
+    by_task["rewards"]["by_task"]["caption"] = {"levenstein": 1.0}
+    with pytest.raises(ConfigError, match=r"grpo.rewards.by_task.caption.*levenstein"):
+        make_reward_functions(by_task)
+    by_task["rewards"]["by_task"]["caption"] = {"levenshtein": 0.0}
+    with pytest.raises(ConfigError, match=r"grpo.rewards.by_task.caption: every weight is 0"):
+        make_reward_functions(by_task)
+
+
+def test_the_config_names_the_file_and_key_of_a_bad_task_mapping(tmp_path):
+    overlay = tmp_path / "geovlm.yaml"
+    overlay.write_text("grpo:\n  rewards:\n    by_task:\n      caption: {levenstein: 1.0}\n      vqa: {}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config([CONFIG, overlay])
+    message = str(raised.value)
+    assert f"{overlay}: key 'grpo.rewards.by_task.caption': 'levenstein' is not one of" in message
+    assert f"{overlay}: key 'grpo.rewards.by_task.vqa'" in message
+
+
+def test_the_schemas_reward_names_are_the_registry():
+    import yaml
+
+    from tinyrs.config import SCHEMA_PATH
+    from tinyrs.grpo.rewards import REWARDS
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    assert set(schema["$defs"]["reward_mapping"]["propertyNames"]["enum"]) == set(REWARDS) - {"format"}

@@ -321,28 +321,41 @@ def cuda_problems(settings: Mapping, ask: GpuAsk, visible: int, cpu_builds: Coll
             "profiles/demo/overrides.yaml does)"]
 
 
-def judged_answer_types(settings: Mapping) -> set[str]:
-    """Answer types whose samples the LLM judge scores: routed to it with a weight > 0 and not skipped."""
+Route = tuple[str, str | None]  # a GRPO row's (answer type, task or None): what picks its rewards
+
+
+def judged_routes(settings: Mapping, routes: Collection[Route] | None = None) -> list[str]:
+    """The routes whose samples the LLM judge scores (weight > 0, not skipped by ``skip_open_ended``), named for a
+    message. ``routes``: the dataset's (None: unknown, so every configured route counts). A row naming a task of
+    ``rewards.by_task`` takes that task's mapping, any other row its answer type's (``combine.RewardSuite``)."""
     from tinyrs.grpo.rewards import keeps_sample
 
-    return {answer_type for answer_type, mapping in settings["rewards"]["by_answer_type"].items()
-            if mapping.get("judge", 0) > 0 and keeps_sample(settings, [answer_type])}
+    by_type, by_task = settings["rewards"]["by_answer_type"], settings["rewards"]["by_task"]
+    if routes is None:
+        return ([f"answer type {t}" for t, mapping in by_type.items()
+                 if mapping.get("judge", 0) > 0 and keeps_sample(settings, [t])]
+                + [f"task {task}" for task, mapping in by_task.items() if mapping.get("judge", 0) > 0])
+    judged = set()
+    for answer_type, task in routes:
+        name, mapping = ((f"task {task}", by_task[task]) if task in by_task
+                         else (f"answer type {answer_type}", by_type.get(answer_type, {})))
+        if mapping.get("judge", 0) > 0 and keeps_sample(settings, [answer_type]):
+            judged.add(name)
+    return sorted(judged)
 
 
-def judge_problems(settings: Mapping, answer_types: Collection[str] | None = None) -> list[str]:
-    """The judge must be callable when samples it scores will come; ``answer_types``: the dataset's (None:
-    unknown, so every routed type counts). The message names the key's variable, never the key."""
+def judge_problems(settings: Mapping, routes: Collection[Route] | None = None) -> list[str]:
+    """The judge must be callable when samples it scores will come; ``routes``: the dataset's (answer type, task)
+    pairs (None: unknown, so every configured route counts). The message names the key's variable, never the key."""
     from tinyrs.grpo.rewards.combine import require_usable_judge
 
-    judged = judged_answer_types(settings)
-    if answer_types is not None:
-        judged &= set(answer_types)
+    judged = judged_routes(settings, routes)
     if not judged:
         return []
     try:
         require_usable_judge(settings)
     except ConfigError as err:
-        return [f"answer type(s) {', '.join(sorted(judged))}: {err}"]
+        return [f"{', '.join(judged)}: {err}"]
     return []
 
 
@@ -369,13 +382,19 @@ def missing_inputs(command: str, paths: Mapping[str, str]) -> dict[str, str]:
     return problems
 
 
-def dataset_answer_types(path: str | os.PathLike, split: str = "train") -> set[str]:
-    """The answer types (``solution[0]``) in the GRPO dataset, from the memory-mapped Arrow column alone."""
+def dataset_routes(path: str | os.PathLike, split: str = "train") -> set[Route]:
+    """The (answer type, task) pairs of the GRPO dataset (task None without a ``task`` column), from the
+    memory-mapped Arrow columns alone."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     from datasets import load_from_disk
 
-    column = load_from_disk(str(path))[split].data.column("solution")
-    return {str(value) for value in pc.unique(pc.list_element(column, 0)).to_pylist()}
+    table = load_from_disk(str(path))[split].data
+    types = pc.list_element(table.column("solution"), 0)
+    if "task" not in table.column_names:
+        return {(str(value), None) for value in pc.unique(types).to_pylist()}
+    pairs = pa.table({"type": types, "task": table.column("task")}).group_by(["type", "task"]).aggregate([])
+    return {(str(t), task) for t, task in zip(pairs["type"].to_pylist(), pairs["task"].to_pylist())}
 
 
 # ---- all checks of a stage ---------------------------------------------------------------------------------------
@@ -384,7 +403,7 @@ def stage_checks(command: str, settings: Mapping, paths: Mapping[str, str], host
                  tested: Mapping[str, list[str]]) -> dict[str, list[str]]:
     """Problems by check name for a run of ``command`` (train, grpo, eval); only the checks that apply.
 
-    The GRPO judge check reads the dataset's answer types when the dataset is there.
+    The GRPO judge check reads the dataset's answer types and tasks when the dataset is there.
     """
     packages = needed_packages(command, settings)
     checks = {
@@ -396,8 +415,8 @@ def stage_checks(command: str, settings: Mapping, paths: Mapping[str, str], host
     checks["cuda"] = cuda_problems(settings, ask, host.gpus, host.cpu_builds)
     missing = missing_inputs(command, paths)
     if command == "grpo":
-        answer_types = None if "--dataset" in missing else dataset_answer_types(paths["--dataset"])
-        checks["judge"] = judge_problems(settings, answer_types)
+        routes = None if "--dataset" in missing else dataset_routes(paths["--dataset"])
+        checks["judge"] = judge_problems(settings, routes)
     checks["inputs"] = list(missing.values())
     return checks
 

@@ -12,7 +12,8 @@ def register(subparsers) -> None:
         help="score a JSONL of completions (see tinyrs.grpo.rewards.offline for the line formats)",
     )
     score.add_argument("--config", action="append", required=True, help="config.yaml, then overlays")
-    score.add_argument("--input", required=True, help="JSONL: completion + solution | answer_type | task")
+    score.add_argument("--input", required=True,
+                       help="JSONL: completion + solution | answer_type | reward (optional task: by_task routing)")
     score.add_argument("--output", required=True, help="JSONL: every input field plus 'rewards'")
     score.add_argument("--skip-bad-lines", action="store_true", help="count and report bad lines instead of failing")
     score.set_defaults(func=_score)

@@ -267,7 +267,7 @@ def score_predictions(task: Task, rows: list[dict], chat: dict, meta: dict | Non
             continue
         problem = ground_truth_problem(task, row["answer"], row.get("size"), row.get("type"))
         if problem is None and METRICS[task.metric].needs_size and row.get("size") is None:
-            problem = ("missing_size", "grounding rows need 'size' = [width, height]")
+            problem = ("missing_size", f"{task.metric} rows need 'size' = [width, height]")
         if problem:
             skips.append(Skip(index, *problem))
             continue

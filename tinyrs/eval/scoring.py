@@ -1,6 +1,7 @@
 """Per-sample scoring and per-task metrics: strict scores, with the reference's lenient ones beside them.
 
-Each task names a metric (``accuracy``, ``grounding``, ``lhrs_accuracy``): a module of ``tinyrs.eval.metrics``
+Each task names a metric (``accuracy``, ``grounding``, ``lhrs_accuracy``, GeoVLM-R1's ``multilabel``,
+``detection_map``, ``rouge``, ``meteor``, ``caption``, ``jaccard``): a module of ``tinyrs.eval.metrics``
 holds its rules, strict and lenient, and its breakdowns. This module does what every metric shares and
 dispatches through ``METRICS``: the ground-truth checks, the answer the strict rules read (the LAST answer block,
 none when reasoning is never closed), and the task's counts. The lenient column is the reference evaluator's
@@ -52,7 +53,8 @@ def aggregate(task: Task, rows: list[dict]) -> dict:
     """Metrics of scored rows: counts, and ``metrics`` = name -> {value (fraction or None), n, correct}.
 
     ``n_lenient`` / ``correct_lenient``: the lenient column's denominator and numerator (for grounding,
-    the reference's pairs; otherwise every row).
+    the reference's pairs; otherwise every row). A metric's ``extra`` entries come last and may replace the
+    headline pair's (metrics whose headline is no proportion, ``base.Metric``).
     """
     metric = METRICS[task.metric]
     n, correct = len(rows), count(rows, "correct")

@@ -96,8 +96,9 @@ def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"
     ``processor`` is the one training uses (its pixel limits set), so prompt lengths are measured
     exactly as the model will see them.
 
-    ``check_ready`` then checks the reward mapping against the kept rows (unmapped answer types,
-    an unusable judge) before any model is loaded.
+    ``check_ready`` then checks the reward mapping against the kept rows and their optional ``task`` column
+    (unmapped answer types, an unusable judge) before any model is loaded; the report's ``reward_routes`` are
+    its counts of rows per route (``combine.check_ready``).
     """
     from datasets import load_from_disk
 
@@ -121,12 +122,13 @@ def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"
     if not keep:
         raise ValueError(f"{path}: no usable GRPO rows ({dict(skipped)})")
     kept = dataset.select(keep)
-    check_ready(settings, (row["solution"] for row in kept.select_columns("solution")))
+    tasks = kept["task"] if "task" in kept.column_names else None  # GeoVLM-R1 routing (grpo.rewards.by_task)
+    routes = check_ready(settings, (row["solution"] for row in kept.select_columns("solution")), tasks)
     prepared = kept.map(
         lambda row: {"prompt": with_system_prompt(row["prompt"], system)}, desc="system prompt"
     )
     report = {"rows": len(dataset), "kept": len(keep), "skipped": dict(skipped), "answer_types": dict(answer_types),
-              "unreadable_images": unreadable_images}
+              "reward_routes": routes, "unreadable_images": unreadable_images}
     for reason, count in sorted(skipped.items()):
         print(f"tinyrs grpo: skipped {count} rows: {reason}", flush=True)
     return prepared, report

@@ -5,7 +5,8 @@ a ``METRIC`` (``base.Metric``); ``tinyrs.eval.scoring`` dispatches through ``MET
 line below, and its name in the schema's enum (``tinyrs/schema/config.schema.yaml``, eval.tasks' metric;
 tests/test_eval_metrics.py checks the two agree). docs/design.md, "Adding an eval metric".
 """
-from tinyrs.eval.metrics import accuracy, grounding, lhrs_accuracy
+from tinyrs.eval.metrics import (accuracy, caption, detection_map, grounding, jaccard, lhrs_accuracy, meteor,
+                                 multilabel, rouge)
 from tinyrs.eval.metrics.base import Aggregate, Metric
 
 METRICS: dict[str, Metric] = {
@@ -14,6 +15,12 @@ METRICS: dict[str, Metric] = {
         accuracy.METRIC,
         grounding.METRIC,
         lhrs_accuracy.METRIC,
+        multilabel.METRIC,
+        detection_map.METRIC,
+        rouge.METRIC,
+        meteor.METRIC,
+        caption.METRIC,
+        jaccard.METRIC,
     )
 }
 

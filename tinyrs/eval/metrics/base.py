@@ -30,7 +30,10 @@ class Metric:
       ``scoring.ground_truth_problem``.
     - ``score(task, row, parsed, tags)``: the row's scored fields after ``parsed`` (the answer the strict rules
       read); they include ``correct`` (strict) and ``correct_lenient``. ``tags``: the chat's reasoning and answer tag.
-    - ``aggregate(rows)``: the scored rows' ``Aggregate``.
+    - ``aggregate(rows)``: the scored rows' ``Aggregate``. A metric whose headline is no proportion of rows (ROUGE,
+      METEOR, mAP: a mean or a corpus value) puts its ``primary`` and ``lenient`` entries, ``{value, n}``, in
+      ``extra``: they replace the row counts there (the report gives such entries no interval); its rows' ``correct``
+      then stays a secondary count (e.g. exact answers) behind the document's ``correct``.
     - ``needs_size``: scoring reads the image's ``size``; ``reads_types``: samples keep their LHRS-Bench type ids.
     """
 
@@ -47,6 +50,11 @@ class Metric:
 def entry(correct: int, n: int) -> dict:
     """A proportion as the metrics files hold it: value (None without samples), n, correct."""
     return {"value": correct / n if n else None, "n": n, "correct": correct}
+
+
+def mean_entry(values: list[float]) -> dict:
+    """A mean over rows as the metrics files hold it: value (None without rows) and n; no count, no interval."""
+    return {"value": sum(values) / len(values) if values else None, "n": len(values)}
 
 
 def count(rows: list[dict], key: str) -> int:

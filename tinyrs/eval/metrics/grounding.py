@@ -24,16 +24,20 @@ IOU_THRESHOLD = 0.5
 SIZE_BUCKETS = (("small", 32**2), ("medium", 96**2), ("large", math.inf))  # by area in pixels, upper bounds exclusive
 
 
-def ground_truth_box(task, answer: str) -> Box | None:
-    """The first box of the ground truth, corners ordered; in the task's units (pixels or the 0-1000 grid)."""
-    boxes = parse_boxes(answer)
-    if not boxes:
-        return None
+def truth_box(task, box: Box) -> Box | None:
+    """A ground-truth box with its corners ordered, in the task's units (pixels, or the 0-1000 grid where it is
+    also clipped); None without an area."""
     if task.answer_boxes == "normalized":
-        return canonical_box(boxes[0])
-    x1, x2 = sorted((boxes[0][0], boxes[0][2]))
-    y1, y2 = sorted((boxes[0][1], boxes[0][3]))
+        return canonical_box(box)
+    x1, x2 = sorted((box[0], box[2]))
+    y1, y2 = sorted((box[1], box[3]))
     return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else None
+
+
+def ground_truth_box(task, answer: str) -> Box | None:
+    """The first box of the ground truth (``truth_box``)."""
+    boxes = parse_boxes(answer)
+    return truth_box(task, boxes[0]) if boxes else None
 
 
 def truth_problem(task, answer: str, types) -> Problem | None:
@@ -46,7 +50,7 @@ def size_bucket(area_px: float) -> str:
     return next(name for name, bound in SIZE_BUCKETS if area_px < bound)
 
 
-def _to_task_units(box: Box, task, size) -> Box:
+def to_task_units(box: Box, task, size) -> Box:
     """A box on the 0-1000 grid in the units of the task's ground truth. ``size`` is [width, height]."""
     if task.answer_boxes == "normalized":
         return box
@@ -65,7 +69,7 @@ def score(task, row: dict, parsed: str | None, tags: tuple[str, str]) -> dict:
     truth = ground_truth_box(task, row["answer"])
     written = parse_boxes(parsed)
     box = canonical_box(written[0]) if written else None
-    overlap = iou(_to_task_units(box, task, row["size"]), truth) if box else 0.0
+    overlap = iou(to_task_units(box, task, row["size"]), truth) if box else 0.0
     pairs = reference_grounding_pairs(row["pred"], row["answer"], row["size"], task.answer_boxes, *tags)
     return {"box": list(box) if box else None, "boxes_written": len(written), "iou": overlap,
             "bucket": size_bucket(_area_px(truth, task, row["size"])), "correct": overlap >= IOU_THRESHOLD,

@@ -21,6 +21,11 @@ def label_recall_reward(prediction: str | None, truth: str) -> float:
     normalisation. Guard: when the answer names more labels than the truth holds, the recall is multiplied
     by the precision TP / (number predicted), so an answer listing all C classes for G true labels scores
     G / C instead of 1. Answers with at most as many labels as the truth keep plain recall.
+
+    Why this guard: the paper gives recall alone and says nothing of a guard (its code is unpublished;
+    REFERENCE.md §4, §10); its reviewers noted that recall alone is won by listing every class. Multiplying by
+    precision only past the truth's length keeps the paper's reward wherever the answer could be right (a
+    correct answer still scores exactly its recall) and makes every surplus label cost, with no tuned constant.
     """
     predicted, gold = split_labels(prediction), split_labels(truth)
     if not predicted or not gold:

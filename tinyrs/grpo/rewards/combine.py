@@ -1,9 +1,12 @@
-"""Rewards per answer type, combined into the reward functions TRL's GRPOTrainer calls.
+"""Rewards per task or answer type, combined into the reward functions TRL's GRPOTrainer calls.
 
-``grpo.rewards`` maps each answer type to weighted reward names (keys of ``registry.REWARDS``);
-the format reward is added to every type with ``format_weight``. A sample's reward is
+``grpo.rewards`` maps tasks (``by_task``, GeoVLM-R1's task-aware rewards) and answer types (``by_answer_type``,
+the TinyRS-R1 recipe) to weighted reward names (keys of ``registry.REWARDS``). A sample that names a task
+(the dataset's optional ``task`` column) present in ``by_task`` is scored with that task's mapping; any other
+sample, with its answer type's. The format reward is added to every sample with ``format_weight``. A sample's
+reward is
 
-    format_weight * format + sum over its type's mapping of weight * reward.
+    format_weight * format + sum over its mapping of weight * reward.
 
 ``make_reward_functions`` returns ``[format_reward, accuracy_reward]`` for the trainer. Reward i is
 computed from completion i and solution i only, whatever the batch size (the reference paired them
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from itertools import repeat
 from typing import Any, Callable, Iterable, Sequence
 
 from tinyrs.config import ConfigError
@@ -71,12 +75,8 @@ class RewardSuite:
         self.settings = grpo_settings
         self.chat = grpo_settings["chat"]
         self.format_weight = float(rewards["format_weight"])
-        self.by_answer_type = {
-            answer_type: {name: float(weight) for name, weight in mapping.items() if weight > 0}
-            for answer_type, mapping in rewards["by_answer_type"].items()
-        }
-        for answer_type, mapping in rewards["by_answer_type"].items():
-            check_reward_names(mapping, f"grpo.rewards.by_answer_type.{answer_type}")
+        self.by_answer_type = _weighted_mappings(rewards["by_answer_type"], "grpo.rewards.by_answer_type")
+        self.by_task = _weighted_mappings(rewards["by_task"], "grpo.rewards.by_task")
         self.stats = RewardStats()
         self._scorers: dict[str, Scorer] = {}
 
@@ -95,14 +95,18 @@ class RewardSuite:
         return keeps_sample(self.settings, sample)
 
     def mapping_for(self, sample: Sample, where: str) -> dict[str, float]:
-        """The weighted rewards for this sample's answer type; its solution is checked against their needs."""
+        """The weighted rewards for this sample's task, else for its answer type; its solution is checked against
+        their needs."""
         if not self.keeps(sample):
             raise DataError(
                 f"{where}: open-ended sample reached the rewards although grpo.skip_open_ended is true "
                 f"(the trainer must drop such samples, see keeps_sample)"
             )
-        mapping = self.by_answer_type.get(sample.answer_type)
-        if mapping is None:
+        if sample.task in self.by_task:
+            mapping = self.by_task[sample.task]
+        elif sample.answer_type in self.by_answer_type:
+            mapping = self.by_answer_type[sample.answer_type]
+        else:
             raise DataError(
                 f"{where}: answer_type '{sample.answer_type}' has no rewards in grpo.rewards.by_answer_type "
                 f"(configured: {sorted(self.by_answer_type)})"
@@ -156,6 +160,19 @@ class RewardSuite:
         return {**self.stats.summary(), **(judge.stats() if judge else {})}
 
 
+def _weighted_mappings(mappings: dict, where: str) -> dict[str, dict[str, float]]:
+    """``{key: {reward: weight}}`` without the weight-0 entries; unknown reward names and a key whose weights are
+    all 0 (it would route its samples to no reward at all) are ConfigErrors naming ``where.<key>``."""
+    out = {}
+    for key, mapping in mappings.items():
+        check_reward_names(mapping, f"{where}.{key}")
+        out[key] = {name: float(weight) for name, weight in mapping.items() if weight > 0}
+        if not out[key]:
+            raise ConfigError(f"{where}.{key}: every weight is 0, so its samples would get no reward; give one "
+                              f"reward a positive weight or remove the entry")
+    return out
+
+
 def check_reward_names(mapping: dict, where: str) -> None:
     usable = sorted(set(REWARDS) - {"format"})
     unknown = sorted(set(mapping) - set(usable))
@@ -190,9 +207,15 @@ def keeps_sample(grpo_settings: dict, solution: Sequence[Any]) -> bool:
     return not (grpo_settings["skip_open_ended"] and str(solution[0]) == OPEN_ENDED)
 
 
-def check_ready(grpo_settings: dict, solutions: Iterable[Sequence[Any]]) -> dict[str, int]:
-    """Check the reward configuration against the dataset before training; return sample counts per type.
+def check_ready(
+    grpo_settings: dict, solutions: Iterable[Sequence[Any]], tasks: Iterable[Any] | None = None
+) -> dict[str, int]:
+    """Check the reward configuration against the dataset before training; return sample counts per route.
 
+    ``tasks``: the dataset's ``task`` column, aligned with ``solutions`` (None: no such column). Counts are
+    keyed by answer type for samples routed by it, ``task:<name>`` for samples routed by ``by_task``, and
+    ``unmapped_task:<name>`` (also counted under their answer type) for samples naming a task that ``by_task``
+    lacks, which fall back to their answer type: a typo in a task name shows there.
     Raises ConfigError for unknown reward names or an unusable judge (rule in the module docstring),
     DataError naming the row for a malformed solution, an unmapped answer type, or a box task whose
     answer holds no box. Rows dropped by ``skip_open_ended`` are counted as ``skipped_open_ended``.
@@ -200,13 +223,19 @@ def check_ready(grpo_settings: dict, solutions: Iterable[Sequence[Any]]) -> dict
     suite = RewardSuite(grpo_settings)
     counts: dict[str, int] = defaultdict(int)
     needs_judge = False
-    for index, solution in enumerate(solutions):
+    rows = zip(solutions, repeat(None)) if tasks is None else zip(solutions, tasks, strict=True)
+    for index, (solution, task) in enumerate(rows):
         where = f"solution[{index}]"
-        sample = sample_from_solution(solution, where)
+        sample = sample_from_solution(solution, where, task)
         if not suite.keeps(sample):
             counts["skipped_open_ended"] += 1
             continue
         needs_judge |= "judge" in suite.mapping_for(sample, where)
+        if sample.task in suite.by_task:
+            counts[f"task:{sample.task}"] += 1
+            continue
+        if sample.task is not None:
+            counts[f"unmapped_task:{sample.task}"] += 1
         counts[sample.answer_type] += 1
     if needs_judge:
         require_usable_judge(grpo_settings)
@@ -229,8 +258,8 @@ def make_reward_functions(grpo_settings: dict) -> list[RewardFunction]:
     """``[format_reward, accuracy_reward]`` as TRL's GRPOTrainer calls them.
 
     TRL calls ``f(prompts=..., completions=..., completion_ids=..., **dataset_columns, log_metric=...)``
-    with every list aligned to ``completions``; ``solution`` is the dataset column. Each returns
-    ``list[float]``, one per completion. When TRL passes ``log_metric``, the batch's mean/std per
+    with every list aligned to ``completions``; ``solution`` and the optional ``task`` are dataset columns.
+    Each returns ``list[float]``, one per completion. When TRL passes ``log_metric``, the batch's mean/std per
     component (``reward_components/<name>/mean``) and the judge's counters are logged through it.
     Both functions share one ``RewardSuite``, reachable as ``function.suite`` (``suite.summary()``).
     """
@@ -240,12 +269,14 @@ def make_reward_functions(grpo_settings: dict) -> list[RewardFunction]:
         return suite.format_rewards(read_completions(completions, suite.chat))
 
     def accuracy_reward(
-        completions: Sequence[Any], solution: Sequence[Any], log_metric: Callable | None = None, **_: Any
+        completions: Sequence[Any], solution: Sequence[Any], task: Sequence[Any] | None = None,
+        log_metric: Callable | None = None, **_: Any
     ) -> list[float]:
-        if len(solution) != len(completions):
-            raise DataError(f"got {len(completions)} completions but {len(solution)} solutions")
+        tasks = [None] * len(solution) if task is None else task
+        if not len(solution) == len(tasks) == len(completions):
+            raise DataError(f"got {len(completions)} completions but {len(solution)} solutions and {len(tasks)} tasks")
         parsed = read_completions(completions, suite.chat)
-        samples = [sample_from_solution(s, f"solution[{i}]") for i, s in enumerate(solution)]
+        samples = [sample_from_solution(s, f"solution[{i}]", t) for i, (s, t) in enumerate(zip(solution, tasks))]
         mappings = [suite.mapping_for(sample, f"solution[{i}]") for i, sample in enumerate(samples)]
         totals, components = suite.accuracy_rewards(parsed, samples, mappings)
         if log_metric is not None:

@@ -1,7 +1,8 @@
 """What a reward sees: one generated completion and the solution it is scored against.
 
 The GRPO dataset's ``solution`` column is ``[answer_type, answer, question, base64 jpeg]``
-(``answer_type`` "0" open-ended, "1" closed, "2" box). Completions arrive from TRL either as plain
+(``answer_type`` "0" open-ended, "1" closed, "2" box); an optional ``task`` column names the sample's task
+(GeoVLM-R1's routing, ``grpo.rewards.by_task``). Completions arrive from TRL either as plain
 strings or conversationally, as ``[{"role": "assistant", "content": str}]``.
 """
 from __future__ import annotations
@@ -14,12 +15,14 @@ from tinyrs.io import DataError
 
 
 class Sample(NamedTuple):
-    """The ground truth of one prompt. ``image_b64`` is None when the solution carries no image."""
+    """The ground truth of one prompt. ``image_b64`` is None when the solution carries no image; ``task`` is None
+    when the sample names no task."""
 
     answer_type: str
     answer: str
     question: str
     image_b64: str | None
+    task: str | None = None
 
 
 class Completion(NamedTuple):
@@ -30,8 +33,9 @@ class Completion(NamedTuple):
     well_formed: bool
 
 
-def sample_from_solution(solution: Any, where: str) -> Sample:
-    """Read one ``solution`` value; ``where`` names it in errors (e.g. ``"solution[3]"``)."""
+def sample_from_solution(solution: Any, where: str, task: Any = None) -> Sample:
+    """Read one ``solution`` value and the sample's ``task`` (None: none named); ``where`` names it in errors
+    (e.g. ``"solution[3]"``)."""
     if not isinstance(solution, (list, tuple)) or len(solution) not in (3, 4):
         raise DataError(
             f"{where}: expected [answer_type, answer, question, base64 image] (image optional), got {solution!r:.200}"
@@ -47,7 +51,9 @@ def sample_from_solution(solution: Any, where: str) -> Sample:
         raise DataError(f"{where}: field 'answer' is empty")
     if image is not None and not isinstance(image, str):
         raise DataError(f"{where}: field 'image' must be a base64 string, got {type(image).__name__}")
-    return Sample(answer_type, answer, question, image or None)
+    if task is not None and not (isinstance(task, str) and task.strip()):
+        raise DataError(f"{where}: field 'task' must be a non-empty string or null, got {task!r:.100}")
+    return Sample(answer_type, answer, question, image or None, task)
 
 
 def completion_text(completion: Any, where: str) -> str:

@@ -3,7 +3,9 @@
 Each input line is a JSON object with a ``completion`` (a string or chat messages) and one of:
   - ``solution``: ``[answer_type, answer, question, base64 image]`` (image optional), as in the GRPO dataset;
   - ``answer`` and ``answer_type`` (optional ``question``, ``image``): scored with that type's mapping;
-  - ``answer`` and ``task``: a reward name of ``registry.REWARDS``, scored with that reward alone (weight 1).
+  - ``answer`` and ``reward``: a reward name of ``registry.REWARDS``, scored with that reward alone (weight 1).
+An optional ``task`` routes the line as in training: by ``grpo.rewards.by_task`` when it names a task there,
+else by the answer type.
 The output repeats every input field and adds ``rewards``: each component's unweighted value, ``format``,
 and ``total`` (the weighted sum the trainer would use). A bad line is an error naming its number, or with
 ``skip_bad_lines`` a counted skip; open-ended lines are counted skips when ``grpo.skip_open_ended`` is true.
@@ -37,20 +39,20 @@ def job_from_record(record: dict, where: str, suite: RewardSuite) -> Job | None:
     text = completion_text(record["completion"], f"{where}: field 'completion'")
     completion = read_completion(text, suite.chat["reasoning_tag"], suite.chat["answer_tag"])
     if "solution" in record:
-        sample = sample_from_solution(record["solution"], f"{where}: field 'solution'")
-    elif "answer" in record and ("answer_type" in record or "task" in record):
+        sample = sample_from_solution(record["solution"], f"{where}: field 'solution'", record.get("task"))
+    elif "answer" in record and ("answer_type" in record or "reward" in record or "task" in record):
         solution = [str(record.get("answer_type", "")), record["answer"], record.get("question", ""),
                     record.get("image")]
-        sample = sample_from_solution(solution, where)
+        sample = sample_from_solution(solution, where, record.get("task"))
     else:
-        raise DataError(f"{where}: needs field 'solution', or 'answer' with 'answer_type' or 'task'")
-    if "task" in record:
-        task = record["task"]
+        raise DataError(f"{where}: needs field 'solution', or 'answer' with 'answer_type', 'reward' or 'task'")
+    if "reward" in record:
+        reward = record["reward"]
         try:
-            check_reward_names({task: 1.0}, f"{where}: field 'task'")
-        except ValueError as err:
+            check_reward_names({reward: 1.0}, f"{where}: field 'reward'")
+        except (ValueError, TypeError) as err:
             raise DataError(str(err)) from None
-        mapping = {task: 1.0}
+        mapping = {reward: 1.0}
         check_truth(sample, mapping, where)
         return Job(record, completion, sample, mapping)
     if not suite.keeps(sample):
