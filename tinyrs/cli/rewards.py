@@ -21,9 +21,9 @@ def register(subparsers) -> None:
 def _score(args: argparse.Namespace) -> int:
     import json
 
-    from tinyrs.config import grpo_settings, load_config
+    from tinyrs.config import load_config, stage_settings
     from tinyrs.grpo.rewards.offline import score_file
 
-    summary = score_file(grpo_settings(load_config(args.config)), args.input, args.output, args.skip_bad_lines)
+    summary = score_file(stage_settings(load_config(args.config), "grpo"), args.input, args.output, args.skip_bad_lines)
     print(json.dumps(summary, indent=2))
     return 0
