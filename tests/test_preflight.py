@@ -251,6 +251,7 @@ def _refuse_to_load(*args, **kwargs):
 @pytest.mark.parametrize(("argv", "settings_of", "trainer"), [
     (["train", "--data", "manifest.parquet"], lambda config: stage_settings(config, "sft"), "tinyrs.sft.trainer"),
     (["grpo", "--dataset", "grpo"], lambda config: stage_settings(config, "grpo"), "tinyrs.grpo.trainer"),
+    (["train", "--data", "grpo"], lambda config: stage_settings(config, "grpo"), "tinyrs.grpo.trainer"),  # by kind
 ])
 def test_a_stage_command_with_a_missing_input_stops_before_loading_a_model(argv, settings_of, trainer, demo, tmp_path,
                                                                            monkeypatch, capsys):

@@ -112,9 +112,9 @@ def _problem(path: list, message: str, layers: list[tuple[str, dict]]) -> str:
 def _semantic_problems(config: dict, distributed: bool) -> list[tuple[list, str]]:
     """Checks a schema cannot express: references between sections, batch sizes against the world size."""
     problems = []
-    earlier = [BASE]
+    earlier, judges = [BASE], {}
     for stage, entry in stages(config).items():
-        kind = KINDS[entry["kind"]]
+        kind, settings = stage_kind(config, stage), stage_settings(config, stage)
         if stage in RESERVED_NAMES:
             problems.append((["stages", stage], f"'{stage}' is reserved ({', '.join(RESERVED_NAMES)}): name the stage "
                                                 f"otherwise"))
@@ -125,14 +125,13 @@ def _semantic_problems(config: dict, distributed: bool) -> list[tuple[list, str]
         if entry["data"] not in sources:
             problems.append((["stages", stage, "data"], f"'{entry['data']}' is not a key of {_data_section(kind)} "
                                                         f"(a stage of kind {kind.name} reads one)"))
-        if kind.name == "sft":
+        if "global_batch_size" in settings:
             problems.extend(_batch_problems(config, stage, distributed))
-        if "judge" in entry:   # a stage's own judge; the defaults' is checked below
-            judge = stage_settings(config, stage)["judge"]
-            problems.extend((["stages", stage, "judge", key], message) for key, message in judge_problems(judge))
+        if "judge" in settings:   # by the section that sets it: the stage's own, or its kind's defaults (once)
+            judges[("stages", stage) if "judge" in entry else (kind.defaults,)] = settings["judge"]
         earlier.append(stage)
-    judge = config[KINDS["grpo"].defaults]["judge"]
-    problems.extend(([KINDS["grpo"].defaults, "judge", key], message) for key, message in judge_problems(judge))
+    for section, judge in judges.items():
+        problems.extend(([*section, "judge", key], message) for key, message in judge_problems(judge))
     problems.extend(_eval_column_problems(config))
     return problems
 
@@ -214,7 +213,8 @@ def _batch_problems(config: dict, stage: str, distributed: bool) -> list[tuple[l
     global_batch, per_device = settings["global_batch_size"], settings["per_device_batch_size"]
     if global_batch % (per_device * world_size) == 0:
         return []
-    section = ["stages", stage] if "global_batch_size" in config["stages"][stage] else [KINDS["sft"].defaults]
+    own = "global_batch_size" in config["stages"][stage]
+    section = ["stages", stage] if own else [stage_kind(config, stage).defaults]
     return [(section + ["global_batch_size"],
              f"{global_batch} is not a multiple of per_device_batch_size {per_device} x world size {world_size} of "
              f"stage '{stage}' ({_world_size_source(config, stage, distributed)})")]
@@ -222,16 +222,16 @@ def _batch_problems(config: dict, stage: str, distributed: bool) -> list[tuple[l
 
 def _world_size_source(config: dict, stage: str, distributed: bool) -> str:
     if distributed:
-        own = stage in config["resources"]["jobs"]
-        return f"GPUs per node x nodes of resources.{'jobs.' + stage if own else 'kinds.' + stages(config)[stage]['kind']}"
+        job = f"jobs.{stage}" if stage in config["resources"]["jobs"] else f"kinds.{stages(config)[stage]['kind']}"
+        return f"GPUs per node x nodes of resources.{job}"
     return "one process: stages run without containers"
 
 
 def stage_world_sizes(config: dict, distributed: bool) -> dict[str, int]:
-    """How many processes each training stage runs as.
+    """How many processes each stage runs as.
 
     Distributed (the stages run in their containers, profiles/slurm): GPUs per node x nodes of the stage's
-    job in ``resources.jobs``. Otherwise (the demo and local runs) every stage is one plain process.
+    job (``stage_resources``). Otherwise (the demo and local runs) every stage is one plain process.
     """
     jobs = stage_resources(config)["jobs"] if distributed and "resources" in config else {}
     return {stage: max(1, jobs[stage]["gpus_per_node"] * jobs[stage]["nodes"]) if stage in jobs else 1

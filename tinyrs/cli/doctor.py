@@ -14,7 +14,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("doctor", help="check that a GPU stage can start here (packages, CUDA, inputs...)",
                                    description="Run a GPU stage's start-up checks from the configuration: one OK or "
                                                "FAIL line per check; exit 0 when all pass, 2 otherwise.")
-    parser.add_argument("--stage", required=True, help="a stage (config stages: pretrain, sft, cot, grpo, ...) or eval-<column> (a settings name)")
+    parser.add_argument("--stage", required=True,
+                        help="a stage of config stages (pretrain, sft, cot, grpo, ...) or eval-<column> (a settings name)")
     parser.add_argument("--config", action="append", dest="configs", metavar="FILE",
                         help="config file(s) merged in order, later wins (default: config.yaml)")
     for flag, spec in INPUTS_BY_FLAG.items():
