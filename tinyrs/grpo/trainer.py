@@ -16,7 +16,7 @@ from tinyrs.grpo.dataset import load_grpo_dataset
 from tinyrs.model.load import load_model, load_processor
 
 
-# grpo.* keys passed to GRPOConfig unchanged (same name, same meaning)
+# GRPO settings (grpo_defaults, or a stage's own) passed to GRPOConfig unchanged (same name, same meaning)
 TRL_SETTINGS = ("num_generations", "beta", "temperature", "top_k", "top_p", "loss_type", "scale_rewards", "epsilon",
                 "num_iterations", "mask_truncated_completions", "use_bias_correction_kl", "max_completion_length")
 
