@@ -222,8 +222,7 @@ def _batch_problems(config: dict, stage: str, distributed: bool) -> list[tuple[l
 
 def _world_size_source(config: dict, stage: str, distributed: bool) -> str:
     if distributed:
-        job = f"jobs.{stage}" if stage in config["resources"]["jobs"] else f"kinds.{stages(config)[stage]['kind']}"
-        return f"GPUs per node x nodes of resources.{job}"
+        return f"GPUs per node x nodes of {job_key(config, stage)}"
     return "one process: stages run without containers"
 
 
@@ -236,6 +235,13 @@ def stage_world_sizes(config: dict, distributed: bool) -> dict[str, int]:
     jobs = stage_resources(config)["jobs"] if distributed and "resources" in config else {}
     return {stage: max(1, jobs[stage]["gpus_per_node"] * jobs[stage]["nodes"]) if stage in jobs else 1
             for stage in stages(config)}
+
+
+def job_key(config: dict, job: str) -> str:
+    """Where config sets job ``job`` (a stage, or eval): its ``resources.jobs`` entry, else its kind's."""
+    if job in config["resources"]["jobs"] or job not in stages(config):
+        return f"resources.jobs.{job}"
+    return f"resources.kinds.{stages(config)[job]['kind']}"
 
 
 def stage_resources(config: dict) -> dict:

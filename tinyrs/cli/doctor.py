@@ -45,11 +45,12 @@ def _input_paths(args: argparse.Namespace, workflow_paths: dict[str, str]) -> di
 
 def _gpu_ask(config: dict, job: str):
     from tinyrs.cluster.resources import job_request
-    from tinyrs.config import stage_resources
+    from tinyrs.config import job_key, stage_resources
     from tinyrs.preflight import GpuAsk
 
-    count = job_request(stage_resources(config), job).gpus_per_node if config.get("resources") else 0
-    return GpuAsk(count, f"resources.jobs.{job}.gpus_per_node")
+    if not config.get("resources"):
+        return GpuAsk(0, f"resources.jobs.{job}.gpus_per_node")
+    return GpuAsk(job_request(stage_resources(config), job).gpus_per_node, f"{job_key(config, job)}.gpus_per_node")
 
 
 def doctor(args: argparse.Namespace) -> int:
