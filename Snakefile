@@ -29,8 +29,7 @@ jobs = RuleJobs(config, CONTAINERS, workflow.deployment_settings.apptainer_args,
 include: "rules/settings.smk"    # each job's settings file, written by a job (parsing writes nothing)
 include: "rules/data.smk"        # demo world | Hub download -> correction -> oversampling -> manifests
 include: "rules/model.smk"       # the base model of base_model.family (Hub, or the tiny demo model), published models
-include: "rules/train.smk"       # pretrain, SFT, CoT-SFT: one trainer, three settings files
-include: "rules/grpo.smk"        # GRPO with task-aware rewards
+include: "rules/train.smk"       # every stage of config `stages` (pretrain, SFT, CoT-SFT, GRPO): a rule each
 include: "rules/eval.smk"        # every evaluated stage on every task
 include: "rules/report.smk"      # tables and plots across stages
 

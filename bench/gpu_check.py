@@ -40,7 +40,7 @@ def step(name: str, command: list[str], results: dict, timeout: int) -> bool:
 def grpo_two_steps(work: Path, precision: str) -> list[str]:
     """The demo world, the tiny model and a 2-step GRPO settings file; returns the ``tinyrs grpo`` command."""
     from demo_models import build_demo_world
-    from tinyrs.config import grpo_settings, load_config, settings_text
+    from tinyrs.config import load_config, settings_text, stage_settings
     from tinyrs.io import write_manifest
     from tinyrs.model.tiny import build_tiny_model, corpus_from_lists
 
@@ -50,7 +50,7 @@ def grpo_two_steps(work: Path, precision: str) -> list[str]:
                      3136, 12544, 0)
     write_manifest(work / "base", stage="base", source="tiny")
     config = load_config([REPO / "config.yaml", REPO / "profiles" / "demo" / "overrides.yaml"])
-    settings = {**grpo_settings(config), "max_steps": 2, "report_to": [], "logging_steps": 1,
+    settings = {**stage_settings(config, "grpo"), "max_steps": 2, "report_to": [], "logging_steps": 1,
                 "precision": precision, "skip_open_ended": True}  # no sentence-embedding model on the GPU machine
     (work / "grpo.json").write_text(settings_text(settings))
     return [sys.executable, "-m", "tinyrs.cli", "grpo", "--settings", str(work / "grpo.json"),

@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tinyrs.config import load_config, train_settings  # noqa: E402
+from tinyrs.config import load_config, stage_settings  # noqa: E402
 from tinyrs.model.tiny import QWEN2_VL_2B_ARCH, TINY_ARCH, build_tiny_model  # noqa: E402
 
 ARCHES = {"tiny": TINY_ARCH, "2b": QWEN2_VL_2B_ARCH}
@@ -144,7 +144,7 @@ def main() -> None:
         corpus = [" ".join(WORDS), "Describe this remote sensing image."] * 50
         build_tiny_model(model_dir, corpus, min_pixels=3136, max_pixels=args.max_pixels, arch=ARCHES[args.arch])
 
-    base = train_settings(load_config([REPO / "config.yaml"]), "sft")
+    base = stage_settings(load_config([REPO / "config.yaml"]), "sft")
     base.update(max_steps=args.steps, logging_steps=1, save_steps=10 ** 6, report_to=[], epochs=1000,
                 per_device_batch_size=args.per_device_batch, global_batch_size=args.per_device_batch,
                 precision=args.precision, attn_implementation=args.attn, min_pixels=3136,

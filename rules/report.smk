@@ -6,11 +6,11 @@ rule report:
     input:
         settings=paths.settings("report"),
         metrics=[paths.eval_metrics(column, task) for column in pipeline.columns for task in pipeline.tasks],
-        grpo=[paths.model_manifest("grpo")] if "grpo" in pipeline.columns else [],   # its train_log.json
+        grpo=[paths.model_manifest(pipeline.rewarded)] if pipeline.rewarded else [],   # its train_log.json
     output:
         **paths.report_tables(),
         plots=[report(paths.report_plot(family), category="Results") for family in pipeline.families],
-        grpo_plot=[report(paths.grpo_rewards_plot(), category="GRPO")] if "grpo" in pipeline.columns else [],
+        grpo_plot=[report(paths.grpo_rewards_plot(), category="GRPO")] if pipeline.rewarded else [],
     params:
         eval_dir=input_folder("metrics", up=2),
         out_dir=output_folder("md"),

@@ -1,18 +1,17 @@
-# Pretrain, SFT and CoT-SFT: one trainer; a stage is its settings file (init model, data list, prompts).
-# One rule per stage, named after it, so `--until sft` and `--forcerun cot` read as they should.
+# Every stage of config `stages` (pretrain, SFT, CoT-SFT, GRPO, ...): one rule per stage, named after it, so that
+# `--until sft` and `--forcerun grpo` read as they should. A stage's kind (its settings) picks the trainer.
 
-for stage in ("pretrain", "sft", "cot"):
+for stage in pipeline.stages:
 
     rule:
         name:
             stage
         input:
-            init=paths.model_manifest(config["stages"][stage]["init"]),
-            data=paths.list_manifest(config["stages"][stage]["data"]),
-            settings=paths.settings(stage),
+            **pipeline.stage_inputs(stage),
         output:
             manifest=paths.model_manifest(stage),
         params:
+            data=pipeline.data_argument(stage),
             out=output_folder("manifest"),
             checkpoints=paths.checkpoints(stage),
         log:
@@ -22,5 +21,5 @@ for stage in ("pretrain", "sft", "cot"):
         container:
             jobs.container(stage)
         shell:
-            "{resources.launch} tinyrs train --settings {input.settings} --init {input.init} --data {input.data} "
+            "{resources.launch} tinyrs train --settings {input.settings} --init {input.init} --data {params.data} "
             "--out {params.out} --checkpoints {params.checkpoints} > {log} 2>&1"

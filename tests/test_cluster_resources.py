@@ -161,3 +161,24 @@ def test_the_documented_site_overlay_fits_the_recipe(tmp_path):
     resources = load_config([REPO / "config.yaml", tmp_path / "site.yaml"])["resources"]
     assert resource_problems(resources) == []
     assert {snakemake_resources(resources, job)["slurm_partition"] for job in resources["jobs"]} == {"batch"}
+
+
+def test_a_stage_without_its_own_job_gets_its_kinds(tmp_path):
+    """A stage added to the table asks for resources.kinds.<its kind> unless resources.jobs names it."""
+    from tinyrs.config import stage_resources
+
+    overlay = tmp_path / "site.yaml"
+    overlay.write_text("stages:\n  sft2: {kind: sft, init: sft, data: sft, system_prompt: default}\n"
+                       "  grpo2: {kind: grpo, init: grpo, data: grpo}\n")
+    config = load_config([REPO / "config.yaml", overlay])
+    jobs = stage_resources(config)["jobs"]
+    assert jobs["sft2"] == config["resources"]["kinds"]["sft"] and jobs["grpo2"] == config["resources"]["kinds"]["grpo"]
+    assert jobs["pretrain"] == config["resources"]["jobs"]["pretrain"]   # its own entry wins
+    rule_jobs = workflow.RuleJobs(config, False, "", tmp_path / "images.lock.json")
+    assert rule_jobs.resources("grpo2")["nodes"](None, 1) == 2
+
+
+def test_an_impossible_kind_default_is_refused(resources):
+    resources["kinds"]["sft"]["gpus_per_node"] = 16
+    assert any(problem.startswith("resources.kinds.sft: asks for 16 GPUs per node")
+               for problem in resource_problems(resources))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyrs.config import load_config, train_settings
+from tinyrs.config import load_config, stage_settings
 
 pytestmark = pytest.mark.slow
 RATES = {"llm": 1e-3, "merger": 5e-4, "vision": 1e-4}
@@ -29,7 +29,7 @@ def free_port() -> int:
 def test_two_process_deepspeed_keeps_groups_and_schedule(zero, padding_free, repo_root, tmp_path, tiny_model_dir,
                                                          tiny_sft_manifest):
     config = load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"])
-    settings = train_settings(config, "sft")
+    settings = stage_settings(config, "sft")
     settings.update(deepspeed=zero, max_steps=STEPS, logging_steps=1, report_to=[], warmup_ratio=0.0,
                     lr_scheduler="cosine", per_device_batch_size=2, global_batch_size=4, max_pixels=56 * 56,
                     learning_rate=RATES["llm"], merger_lr=RATES["merger"], vision_lr=RATES["vision"],

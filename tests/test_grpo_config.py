@@ -12,7 +12,7 @@ import inspect
 import pytest
 import yaml
 
-from tinyrs.config import grpo_settings, load_config
+from tinyrs.config import load_config, stage_settings
 
 DEMO = "profiles/demo/overrides.yaml"
 
@@ -25,7 +25,7 @@ def _cpu(settings: dict) -> dict:
 def _grpo_config(paths: list, tmp_path):
     from tinyrs.grpo.trainer import grpo_config
 
-    settings = _cpu(grpo_settings(load_config(paths)))
+    settings = _cpu(stage_settings(load_config(paths), "grpo"))
     return settings, grpo_config(settings, tmp_path / "checkpoints")
 
 
@@ -66,7 +66,7 @@ CHANGED = {"loss_type": "dr_grpo", "scale_rewards": "batch", "epsilon": 0.28, "n
 def test_every_configured_value_reaches_grpo_config(tmp_path):
     """Values that are nobody's default: each key is passed through, not merely left at a matching default."""
     overlay = tmp_path / "site.yaml"
-    overlay.write_text(yaml.safe_dump({"grpo": CHANGED}))
+    overlay.write_text(yaml.safe_dump({"stages": {"grpo": CHANGED}}))   # a stage's own settings override the defaults
     _, args = _grpo_config(["config.yaml", overlay], tmp_path)
     assert {key: getattr(args, key) for key in CHANGED} == CHANGED
 
@@ -77,8 +77,8 @@ def test_values_trl_would_reject_or_misread_are_config_errors(tmp_path, key, val
     from tinyrs.config import ConfigError
 
     overlay = tmp_path / "bad.yaml"
-    overlay.write_text(yaml.safe_dump({"grpo": {key: value}}))
-    with pytest.raises(ConfigError, match=f"grpo.{key}"):
+    overlay.write_text(yaml.safe_dump({"grpo_defaults": {key: value}}))
+    with pytest.raises(ConfigError, match=f"grpo_defaults.{key}"):
         load_config(["config.yaml", overlay])
 
 

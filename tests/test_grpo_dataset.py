@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tinyrs import chat
-from tinyrs.config import grpo_settings, load_config
+from tinyrs.config import load_config, stage_settings
 from tinyrs.grpo.dataset import load_grpo_dataset, prompt_tokens, with_system_prompt
 from tinyrs.io import DataError
 from tinyrs.model.load import load_processor
@@ -51,7 +51,7 @@ def processor(tiny_model_dir):
 
 @pytest.fixture
 def settings():
-    settings = copy.deepcopy(grpo_settings(load_config([CONFIG])))
+    settings = copy.deepcopy(stage_settings(load_config([CONFIG]), "grpo"))
     settings.update(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
     return settings
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from demo_models import build_demo_world
-from tinyrs.config import grpo_settings, load_config, settings_text
+from tinyrs.config import load_config, settings_text, stage_settings
 from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def world(tmp_path_factory) -> Path:
 
 def demo_grpo_settings(**changes) -> dict:
     config = load_config([REPO / "config.yaml", REPO / "profiles" / "demo" / "overrides.yaml"])
-    return {**grpo_settings(config), "max_steps": 2, "report_to": [], "logging_steps": 1, **changes}
+    return {**stage_settings(config, "grpo"), "max_steps": 2, "report_to": [], "logging_steps": 1, **changes}
 
 
 # config.yaml's loss settings (the reference trainer's: README "GRPO recipe vs the reference") beside the demo's
@@ -131,8 +131,8 @@ def test_vllm_colocate_rollouts_follow_the_trainers_weights(world, tmp_path, vll
     from tinyrs.grpo.trainer import build_trainer
 
     settings = demo_grpo_settings(rollout="vllm", vllm_gpu_memory_utilization=0.1, learning_rate=1e-3)
-    trainer, _, _ = build_trainer(settings, str(world / "base" / DEFAULT_FAMILY),
-                                  str(world / "hub" / "VHM_dataset_grpo"), str(tmp_path / "checkpoints"))
+    trainer = build_trainer(settings, str(world / "base" / DEFAULT_FAMILY),
+                            str(world / "hub" / "VHM_dataset_grpo"), str(tmp_path / "checkpoints"))
     initial = _weights(trainer.model)
     assert _max_difference(_engine_model(trainer), initial) == 0.0
     trainer.train()

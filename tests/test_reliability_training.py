@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyrs.config import eval_settings, load_config, settings_text, train_settings
+from tinyrs.config import eval_settings, load_config, settings_text, stage_settings
 from tinyrs.io import read_json, read_manifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ def test_corrupt_images_do_not_kill_sft_training(tmp_path, tiny_model_dir, manif
     """Every corrupt image is a counted skip, named with its record once in the log and in the model manifest."""
     from tinyrs.sft.trainer import train
 
-    settings = {**train_settings(load_config(DEMO_CONFIG), "sft"), "epochs": 2, "max_steps": -1,
+    settings = {**stage_settings(load_config(DEMO_CONFIG), "sft"), "epochs": 2, "max_steps": -1,
                 "per_device_batch_size": 4, "global_batch_size": 4, "report_to": [], "dataloader_workers": 1}
     out = tmp_path / "model"
     train(settings, str(tiny_model_dir), str(manifest_with_corrupt_images), str(out), str(tmp_path / "ckpt"))
@@ -104,11 +104,11 @@ def test_corrupt_images_do_not_kill_sft_training(tmp_path, tiny_model_dir, manif
 def test_corrupt_images_are_counted_skips_of_the_grpo_dataset(tmp_path, tiny_model_dir):
     from test_grpo_dataset import MAX_PIXELS, MIN_PIXELS, image, row, write_dataset
 
-    from tinyrs.config import grpo_settings
+    from tinyrs.config import stage_settings
     from tinyrs.grpo.dataset import load_grpo_dataset
     from tinyrs.model.load import load_processor
 
-    settings = {**grpo_settings(load_config([REPO / "config.yaml"])), "min_pixels": MIN_PIXELS,
+    settings = {**stage_settings(load_config([REPO / "config.yaml"]), "grpo"), "min_pixels": MIN_PIXELS,
                 "max_pixels": MAX_PIXELS}
     corrupt_rows = [row({"bytes": content, "path": name}) for name, content in CORRUPT.items()]
     path = write_dataset(tmp_path / "grpo", [row(image(56, 56)), *corrupt_rows])
@@ -204,7 +204,7 @@ def sft_args(settings: dict, tmp_path: Path, init: Path, data: Path) -> list[str
 
 
 def test_a_checkpoint_torn_by_sigkill_does_not_block_the_sft_rerun(tmp_path, tiny_model_dir, tiny_sft_manifest):
-    settings = {**train_settings(load_config(DEMO_CONFIG), "sft"), "max_steps": 3, "save_steps": 1,
+    settings = {**stage_settings(load_config(DEMO_CONFIG), "sft"), "max_steps": 3, "save_steps": 1,
                 "save_total_limit": 3, "per_device_batch_size": 4, "global_batch_size": 4, "report_to": []}
     args = sft_args(settings, tmp_path, tiny_model_dir, tiny_sft_manifest)
     kill_while_saving_checkpoint_2(args, tmp_path / "ckpt")
@@ -215,7 +215,7 @@ def test_skips_before_an_interruption_reach_the_rerun_manifest(tmp_path, tiny_mo
     """A resumed run's model manifest counts the skips of the whole run, not only of the steps after the resume."""
     from tinyrs.sft.trainer import SKIPS_FILE
 
-    settings = {**train_settings(load_config(DEMO_CONFIG), "sft"), "epochs": 2, "max_steps": -1, "save_steps": 1,
+    settings = {**stage_settings(load_config(DEMO_CONFIG), "sft"), "epochs": 2, "max_steps": -1, "save_steps": 1,
                 "save_total_limit": 3, "per_device_batch_size": 4, "global_batch_size": 4, "report_to": []}
     args = sft_args(settings, tmp_path, tiny_model_dir, manifest_with_corrupt_images)
     kill_while_saving_checkpoint_2(args, tmp_path / "ckpt")
@@ -230,9 +230,9 @@ def test_a_checkpoint_torn_by_sigkill_does_not_block_the_grpo_rerun(tmp_path, ti
     """GRPO resumes through the same ``runtime.last_checkpoint`` and writes the same completion marker."""
     from test_grpo_dataset import MAX_PIXELS, MIN_PIXELS, image, row, write_dataset
 
-    from tinyrs.config import grpo_settings
+    from tinyrs.config import stage_settings
 
-    settings = {**grpo_settings(load_config(DEMO_CONFIG)), "max_steps": 3, "save_steps": 1, "save_total_limit": 3,
+    settings = {**stage_settings(load_config(DEMO_CONFIG), "grpo"), "max_steps": 3, "save_steps": 1, "save_total_limit": 3,
                 "per_device_batch_size": 1, "num_generations": 2, "max_completion_length": 8, "report_to": [],
                 "min_pixels": MIN_PIXELS, "max_pixels": MAX_PIXELS}
     (tmp_path / "grpo.json").write_text(settings_text(settings))

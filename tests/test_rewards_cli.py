@@ -96,7 +96,7 @@ OPEN_LINE = json.dumps({"completion": "<reasoning>r</reasoning><answer>ships lea
 
 def _overlay(tmp_path: Path, **judge) -> Path:
     path = tmp_path / "overlay.yaml"
-    path.write_text(json.dumps({"grpo": {"judge": {"api_key_env": KEY_ENV, **judge}}}), encoding="utf-8")
+    path.write_text(json.dumps({"grpo_defaults": {"judge": {"api_key_env": KEY_ENV, **judge}}}), encoding="utf-8")
     return path
 
 
@@ -110,7 +110,7 @@ def test_open_ended_lines_need_a_usable_judge(tmp_path, monkeypatch):
 
 def test_open_ended_lines_are_counted_skips_with_skip_open_ended(tmp_path, capsys):
     overlay = tmp_path / "skip.yaml"
-    overlay.write_text("grpo: {skip_open_ended: true}\n", encoding="utf-8")
+    overlay.write_text("grpo_defaults: {skip_open_ended: true}\n", encoding="utf-8")
     path = _with_lines(tmp_path, OPEN_LINE)
     run_score("--config", str(CONFIG), "--config", str(overlay), "--input", str(path),
               "--output", str(tmp_path / "out.jsonl"))

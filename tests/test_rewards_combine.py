@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 from judge_server import JudgeServer
 
-from tinyrs.config import ConfigError, grpo_settings, load_config
+from tinyrs.config import ConfigError, load_config, stage_settings
 from tinyrs.grpo.rewards import RewardSuite, check_ready, keeps_sample, make_reward_functions
 from tinyrs.io import DataError
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 KEY_ENV = "TINYRS_TEST_COMBINE_API_KEY"
-_BASE_SETTINGS = grpo_settings(load_config([CONFIG]))
+_BASE_SETTINGS = stage_settings(load_config([CONFIG]), "grpo")
 
 
 @pytest.fixture

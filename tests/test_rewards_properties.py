@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tinyrs.answers import canonical_box
-from tinyrs.config import grpo_settings, load_config
+from tinyrs.config import load_config, stage_settings
 from tinyrs.grpo.rewards import REWARDS, make_reward_functions
 from tinyrs.grpo.rewards.boxes import box_iou_reward
 from tinyrs.grpo.rewards.inputs import Sample, read_completion
@@ -72,7 +72,7 @@ def test_ten_thousand_boxes_are_scored_quickly_and_guarded():
     assert detection < 1e-4 and f1 == 0.0
 
 
-_trl_functions = make_reward_functions(grpo_settings(load_config([CONFIG])))
+_trl_functions = make_reward_functions(stage_settings(load_config([CONFIG]), "grpo"))
 
 
 @settings(max_examples=300, deadline=None)

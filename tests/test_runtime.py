@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tinyrs import runtime
-from tinyrs.config import load_config, train_settings
+from tinyrs.config import load_config, stage_settings
 
 
 def test_fingerprint_follows_settings_and_input_manifests(tmp_path):
@@ -58,7 +58,7 @@ def test_torn_checkpoints_are_named_and_removed_and_the_newest_complete_one_resu
 
 def _settings(repo_root: Path, tmp_path: Path) -> Path:
     config = load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"])
-    settings = train_settings(config, "sft")
+    settings = stage_settings(config, "sft")
     settings.update(max_steps=12, save_steps=3, save_total_limit=2, logging_steps=1, report_to=[],
                     per_device_batch_size=4, global_batch_size=4, max_pixels=112 * 112, warmup_ratio=0.1)
     path = tmp_path / "sft.json"

@@ -282,11 +282,11 @@ def test_length_grouped_batches_waste_less_padding_and_replay_per_epoch():
 
 
 def test_trainer_groups_by_the_manifests_lengths(repo_root, tmp_path, tiny_model_dir, tiny_sft_manifest):
-    from tinyrs.config import load_config, train_settings
+    from tinyrs.config import load_config, stage_settings
     from tinyrs.data.manifest import open_manifest
     from tinyrs.sft.trainer import ManifestDataset, make_trainer_class, training_arguments
 
-    settings = train_settings(load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"]),
+    settings = stage_settings(load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"]),
                               "sft")
     settings.update(group_by_length=True, report_to=[])
     processor = load_processor(tiny_model_dir, settings["min_pixels"], settings["max_pixels"])

@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 
 from tinyrs import runtime
-from tinyrs.config import grpo_settings, load_config, train_settings
+from tinyrs.config import load_config, stage_settings
 
 
 def _cpu(settings: dict) -> dict:
@@ -21,7 +21,7 @@ def _cpu(settings: dict) -> dict:
 @pytest.fixture(scope="module")
 def recipe(repo_root):
     config = load_config([repo_root / "config.yaml"])
-    return {"sft": _cpu(train_settings(config, "sft")), "grpo": _cpu(grpo_settings(config))}
+    return {"sft": _cpu(stage_settings(config, "sft")), "grpo": _cpu(stage_settings(config, "grpo"))}
 
 
 @pytest.mark.parametrize("stage", ["sft", "grpo"])

@@ -48,11 +48,11 @@ def test_parsing_the_workflow_writes_nothing(repo_root, tmp_path):
 
 def test_bad_config_key_stops_the_workflow_with_the_key_named(repo_root, tmp_path):
     overlay = tmp_path / "typo.yaml"
-    overlay.write_text(yaml.safe_dump({"grpo": {"num_generation": 8}}))
+    overlay.write_text(yaml.safe_dump({"grpo_defaults": {"num_generation": 8}}))
     result = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", "config.yaml",
                   str(overlay), "--config", f"workdir={tmp_path}/w"], repo_root)
     assert result.returncode != 0
-    assert "unknown key 'grpo.num_generation'" in result.stdout + result.stderr
+    assert "unknown key 'grpo_defaults.num_generation'" in result.stdout + result.stderr
 
 
 def test_missing_inputs_are_named(tmp_path):
@@ -185,6 +185,50 @@ def test_tinyrs_run_checks_the_site_overlay(repo_root, tmp_path):
     result = run([str(BIN / "tinyrs"), "run", "--profile", str(site), "-n"], repo_root)
     assert result.returncode == 2
     assert f"{site / 'site.yaml'}: unknown key 'account'" in result.stderr
+
+
+# --- a stage is a line of config ------------------------------------------------------------------------------------
+
+DEMO_COLUMNS = ["base", "pretrain", "sft", "cot", "grpo", "published-demo"]
+
+
+def _demo_with(tmp_path: Path, overlay: dict) -> tuple[Path, ...]:
+    """The demo's config files (profiles/demo) plus ``overlay``."""
+    path = tmp_path / "stages.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return Path("profiles/demo/overrides.yaml"), path
+
+
+def test_a_second_sft_stage_is_a_config_entry(repo_root, tmp_path):
+    workdir = tmp_path / "w"
+    overlays = _demo_with(tmp_path, {
+        "stages": {"sft2": {"kind": "sft", "init": "sft", "data": "sft", "system_prompt": "default", "epochs": 1}},
+        "eval": {"stages": [*DEMO_COLUMNS, "sft2"], "prompt_style": {"sft2": "tinyrs"}}})
+    result = dry_run(repo_root, workdir, overlays=overlays)
+    jobs = planned_jobs(result)
+    assert all(jobs[stage] == 1 for stage in ("pretrain", "sft", "sft2", "cot", "grpo"))
+    assert jobs["eval_stage"] == len(DEMO_COLUMNS) + 1
+    assert (f"tinyrs train --settings {workdir}/settings/sft2.json --init {workdir}/models/sft/tinyrs_manifest.json "
+            f"--data {workdir}/data/sft/manifest.parquet --out {workdir}/models/sft2 ") in result.stdout
+    assert f"--model {workdir}/models/sft2/tinyrs_manifest.json" in result.stdout
+    args = ["--configfile", "config.yaml", *map(str, overlays)]
+    settings = written_settings(repo_root, workdir, ["sft2", "report"], *args)
+    assert (settings["sft2"]["kind"], settings["sft2"]["init"], settings["sft2"]["epochs"]) == ("sft", "sft", 1)
+    assert settings["report"]["stages"] == [*DEMO_COLUMNS, "sft2"]
+    assert planned_jobs(dry_run(repo_root, tmp_path / "fresh", "--until", "sft2", overlays=overlays))["sft2"] == 1
+
+
+def test_removing_a_stage_is_a_config_edit(repo_root, tmp_path):
+    """No CoT: GRPO starts from SFT, and neither a CoT job nor its eval is planned."""
+    workdir = tmp_path / "w"
+    overlays = _demo_with(tmp_path, {"stages": {"cot": None, "grpo": {"init": "sft"}},
+                                     "eval": {"stages": [column for column in DEMO_COLUMNS if column != "cot"]}})
+    result = dry_run(repo_root, workdir, overlays=overlays)
+    jobs = planned_jobs(result)
+    assert "cot" not in jobs and jobs["grpo"] == 1 and jobs["eval_stage"] == len(DEMO_COLUMNS) - 1
+    assert (f"tinyrs train --settings {workdir}/settings/grpo.json --init {workdir}/models/sft/tinyrs_manifest.json "
+            f"--data {workdir}/hub/grpo --out {workdir}/models/grpo ") in result.stdout
+    assert f"{workdir}/models/cot" not in result.stdout
 
 
 # --- thin rules: the linter, rule names, the eval layouts ----------------------------------------------------------

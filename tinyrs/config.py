@@ -18,12 +18,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from tinyrs.kinds import KINDS, Kind
 from tinyrs.paths import WorkPaths
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
-TRAIN_STAGES = ("pretrain", "sft", "cot")
-MODEL_STAGES = ("base", *TRAIN_STAGES, "grpo")
-API_KEY_SUFFIX = "_API_KEY"  # grpo.judge.api_key_env must end so, or be listed in grpo.judge.allowed_key_envs
+BASE = "base"                       # the base model: the init of the first stage, evaluated like a stage
+RESERVED_NAMES = (BASE, "eval")     # not stage names: the base model; resources.jobs.eval
+API_KEY_SUFFIX = "_API_KEY"  # a judge's api_key_env must end so, or be listed in its allowed_key_envs
 DATA_CHECKS = ("check_images", "max_rejected_fraction", "allow_empty")  # data.* keys every list's settings carry
 
 
@@ -111,38 +112,49 @@ def _problem(path: list, message: str, layers: list[tuple[str, dict]]) -> str:
 def _semantic_problems(config: dict, distributed: bool) -> list[tuple[list, str]]:
     """Checks a schema cannot express: references between sections, batch sizes against the world size."""
     problems = []
-    lists = config["data"]["lists"]
-    for stage in TRAIN_STAGES:
-        settings = config["stages"][stage]
-        if settings.get("data") not in lists:
-            problems.append((["stages", stage, "data"], f"'{settings.get('data')}' is not a key of data.lists"))
-        allowed_inits = MODEL_STAGES[: MODEL_STAGES.index(stage)]
-        if settings.get("init") not in allowed_inits:
-            problems.append((["stages", stage, "init"],
-                             f"'{settings.get('init')}' must be one of {list(allowed_inits)}"))
-        problems.extend(_batch_problems(config, stage, distributed))
-    grpo_init = config["grpo"]["init"]
-    if grpo_init not in MODEL_STAGES[:-1]:
-        problems.append((["grpo", "init"], f"'{grpo_init}' must be one of {list(MODEL_STAGES[:-1])}"))
-    problems.extend((["grpo", "judge", key], message) for key, message in judge_problems(config["grpo"]["judge"]))
-    problems.extend(_eval_column_problems(config["eval"]))
+    earlier, judges = [BASE], {}
+    for stage, entry in stages(config).items():
+        kind, settings = stage_kind(config, stage), stage_settings(config, stage)
+        if stage in RESERVED_NAMES:
+            problems.append((["stages", stage], f"'{stage}' is reserved ({', '.join(RESERVED_NAMES)}): name the stage "
+                                                f"otherwise"))
+        if entry["init"] not in earlier:
+            problems.append((["stages", stage, "init"], f"'{entry['init']}' must be one of {earlier} (the base model "
+                                                        f"or a stage listed before '{stage}')"))
+        sources = config["data"]["lists"] if kind.data == "lists" else config["hub"]["datasets"]
+        if entry["data"] not in sources:
+            problems.append((["stages", stage, "data"], f"'{entry['data']}' is not a key of {_data_section(kind)} "
+                                                        f"(a stage of kind {kind.name} reads one)"))
+        if "global_batch_size" in settings:
+            problems.extend(_batch_problems(config, stage, distributed))
+        if "judge" in settings:   # by the section that sets it: the stage's own, or its kind's defaults (once)
+            judges[("stages", stage) if "judge" in entry else (kind.defaults,)] = settings["judge"]
+        earlier.append(stage)
+    for section, judge in judges.items():
+        problems.extend(([*section, "judge", key], message) for key, message in judge_problems(judge))
+    problems.extend(_eval_column_problems(config))
     return problems
 
 
-def _eval_column_problems(section: dict) -> list[tuple[list, str]]:
-    """Every entry of eval.stages is a pipeline stage with a prompt style, or a published model."""
+def _data_section(kind: Kind) -> str:
+    return "data.lists" if kind.data == "lists" else "hub.datasets"
+
+
+def _eval_column_problems(config: dict) -> list[tuple[list, str]]:
+    """Every entry of eval.stages is the base model or a stage, with a prompt style, or a published model."""
     problems = []
+    section, known = config["eval"], model_stages(config)
     styles, external = section["prompt_style"], section["external_models"]
     for stage in section["stages"]:
-        if stage in MODEL_STAGES:
+        if stage in known:
             if stage not in styles:
                 problems.append((["eval", "prompt_style"], f"no prompt style for evaluated stage '{stage}'"))
         elif stage not in external:
-            problems.append((["eval", "stages"], f"'{stage}' is neither a pipeline stage {list(MODEL_STAGES)} nor a "
+            problems.append((["eval", "stages"], f"'{stage}' is neither a pipeline stage {known} nor a "
                                                  f"key of eval.external_models"))
     folders: dict[str, str] = {}
     for name, spec in external.items():
-        if name in MODEL_STAGES:
+        if name in known:
             problems.append((["eval", "external_models", name],
                              f"'{name}' is the name of a pipeline stage: give the published model another name"))
         folder = spec["repo"].split("/")[-1]
@@ -153,7 +165,7 @@ def _eval_column_problems(section: dict) -> list[tuple[list, str]]:
 
 
 def judge_problems(judge: dict) -> list[tuple[str, str]]:
-    """Where the LLM judge would send its key, checked: ``(key of grpo.judge, problem)`` pairs.
+    """Where the LLM judge would send its key, checked: ``(key of a judge section, problem)`` pairs.
 
     The key (the value of the variable named by ``api_key_env``) goes as a Bearer header to ``base_url``.
     So ``base_url`` must be https, or plain http to a loopback host (the request never leaves the machine),
@@ -168,12 +180,12 @@ def judge_problems(judge: dict) -> list[tuple[str, str]]:
             problems.append(("base_url", f"'{url}' is not an http:// or https:// URL"))
         elif scheme == "http" and not _is_loopback(host) and not judge["allow_insecure_http"]:
             problems.append(("base_url", f"'{url}' would send the judge's requests and its key unencrypted; use "
-                                         f"https://, or set grpo.judge.allow_insecure_http: true (plain http to "
+                                         f"https://, or set judge.allow_insecure_http: true (plain http to "
                                          f"localhost needs no flag)"))
     name = judge["api_key_env"]
     if not name.endswith(API_KEY_SUFFIX) and name not in judge["allowed_key_envs"]:
         problems.append(("api_key_env", f"'{name}' is not an *{API_KEY_SUFFIX} variable; the judge sends its value "
-                                        f"to grpo.judge.base_url: list it in grpo.judge.allowed_key_envs to allow that"))
+                                        f"to judge.base_url: list it in judge.allowed_key_envs to allow that"))
     return problems
 
 
@@ -197,31 +209,48 @@ def _is_loopback(host: str) -> bool:
 def _batch_problems(config: dict, stage: str, distributed: bool) -> list[tuple[list, str]]:
     """The trainer's gradient accumulation is global / (per-device x world size): it must be a whole number."""
     world_size = stage_world_sizes(config, distributed)[stage]
-    settings = deep_merge(config["train_defaults"], config["stages"][stage])
+    settings = stage_settings(config, stage)
     global_batch, per_device = settings["global_batch_size"], settings["per_device_batch_size"]
     if global_batch % (per_device * world_size) == 0:
         return []
-    section = ["stages", stage] if "global_batch_size" in config["stages"][stage] else ["train_defaults"]
+    own = "global_batch_size" in config["stages"][stage]
+    section = ["stages", stage] if own else [stage_kind(config, stage).defaults]
     return [(section + ["global_batch_size"],
              f"{global_batch} is not a multiple of per_device_batch_size {per_device} x world size {world_size} of "
-             f"stage '{stage}' ({_world_size_source(stage, distributed)})")]
+             f"stage '{stage}' ({_world_size_source(config, stage, distributed)})")]
 
 
-def _world_size_source(stage: str, distributed: bool) -> str:
+def _world_size_source(config: dict, stage: str, distributed: bool) -> str:
     if distributed:
-        return f"GPUs per node x nodes of resources.jobs.{stage}"
+        return f"GPUs per node x nodes of {job_key(config, stage)}"
     return "one process: stages run without containers"
 
 
 def stage_world_sizes(config: dict, distributed: bool) -> dict[str, int]:
-    """How many processes each training stage runs as.
+    """How many processes each stage runs as.
 
     Distributed (the stages run in their containers, profiles/slurm): GPUs per node x nodes of the stage's
-    job in ``resources.jobs``. Otherwise (the demo and local runs) every stage is one plain process.
+    job (``stage_resources``). Otherwise (the demo and local runs) every stage is one plain process.
     """
-    jobs = config.get("resources", {}).get("jobs", {}) if distributed else {}
+    jobs = stage_resources(config)["jobs"] if distributed and "resources" in config else {}
     return {stage: max(1, jobs[stage]["gpus_per_node"] * jobs[stage]["nodes"]) if stage in jobs else 1
-            for stage in TRAIN_STAGES}
+            for stage in stages(config)}
+
+
+def job_key(config: dict, job: str) -> str:
+    """Where config sets job ``job`` (a stage, or eval): its ``resources.jobs`` entry, else its kind's."""
+    if job in config["resources"]["jobs"] or job not in stages(config):
+        return f"resources.jobs.{job}"
+    return f"resources.kinds.{stages(config)[job]['kind']}"
+
+
+def stage_resources(config: dict) -> dict:
+    """The ``resources`` section with a job for every stage: its own ``resources.jobs`` entry, else its kind's
+    ``resources.kinds`` entry (a new stage needs no resources of its own)."""
+    resources = config["resources"]
+    by_kind = {stage: resources["kinds"][entry["kind"]] for stage, entry in stages(config).items()
+               if entry["kind"] in resources.get("kinds", {})}
+    return {**resources, "jobs": {**by_kind, **resources["jobs"]}}
 
 
 def workflow_layers(config_file: str | os.PathLike, overlay_files: Iterable[str | os.PathLike],
@@ -263,18 +292,28 @@ def load_config(paths: Iterable[str | os.PathLike], overrides: dict | None = Non
     return merged
 
 
-def train_settings(config: dict, stage: str) -> dict:
-    """The SFT-family trainer's settings for ``stage``: defaults, the stage's overrides, the chat section."""
-    if stage not in TRAIN_STAGES:
-        raise ConfigError(f"'{stage}' is not a training stage; expected one of {TRAIN_STAGES}")
-    settings = deep_merge(config["train_defaults"], config["stages"][stage])
+def stages(config: dict) -> dict[str, dict]:
+    """The stage table: every model-producing stage, in order, by name (an overlay drops a stage by setting it to
+    null)."""
+    return {name: entry for name, entry in config["stages"].items() if entry is not None}
+
+
+def model_stages(config: dict) -> list[str]:
+    """Every model the pipeline makes or starts from: the base model, then the stages."""
+    return [BASE, *stages(config)]
+
+
+def stage_kind(config: dict, stage: str) -> Kind:
+    return KINDS[stages(config)[stage]["kind"]]
+
+
+def stage_settings(config: dict, stage: str) -> dict:
+    """A stage's settings: its kind's defaults, the stage's own entry over them, its name, the chat section."""
+    table = stages(config)
+    if stage not in table:
+        raise ConfigError(f"'{stage}' is not a stage; expected one of {list(table)}")
+    settings = deep_merge(config[stage_kind(config, stage).defaults], table[stage])
     settings["stage"] = stage
-    settings["chat"] = config["chat"]
-    return settings
-
-
-def grpo_settings(config: dict) -> dict:
-    settings = copy.deepcopy(config["grpo"])
     settings["chat"] = config["chat"]
     return settings
 
@@ -289,7 +328,7 @@ def eval_settings(config: dict, stage: str) -> dict:
     """The eval settings of one report column: a pipeline stage, or a published model (eval.external_models)."""
     section = config["eval"]
     settings = {k: v for k, v in section.items() if k not in ("prompt_style", "stages", "external_models")}
-    external = section["external_models"].get(stage) if stage not in MODEL_STAGES else None
+    external = section["external_models"].get(stage) if stage not in model_stages(config) else None
     if external:
         settings["prompt_style"] = external["prompt_style"]
         settings["model"] = {"repo": external["repo"], "revision": external["revision"]}
@@ -298,6 +337,13 @@ def eval_settings(config: dict, stage: str) -> dict:
     settings["stage"] = stage
     settings["chat"] = config["chat"]
     return settings
+
+
+def reward_curve_stage(config: dict) -> str | None:
+    """The stage whose rewards over training the report plots: the last evaluated stage of kind grpo, if any."""
+    rewarded = [stage for stage in config["eval"]["stages"]
+                if stage in stages(config) and stage_kind(config, stage).name == "grpo"]
+    return rewarded[-1] if rewarded else None
 
 
 def settings_text(settings: dict) -> str:
@@ -321,8 +367,7 @@ def read_settings(path: str | os.PathLike) -> dict:
 
 def all_stage_settings(config: dict) -> dict[str, dict]:
     """The settings of every stage and data list, by name: what a stage's runs depend on."""
-    settings = {stage: train_settings(config, stage) for stage in TRAIN_STAGES}
-    settings["grpo"] = grpo_settings(config)
+    settings = {stage: stage_settings(config, stage) for stage in stages(config)}
     for stage in config["eval"]["stages"]:
         settings[f"eval-{stage}"] = eval_settings(config, stage)
     for name, spec in config["data"]["lists"].items():
@@ -358,9 +403,9 @@ def job_settings(config: dict) -> dict[str, dict]:
                                      "family": None}   # a published model is of whatever family it is
     if config["demo_world"]:
         settings["demo-world"] = dict(config["demo_world"])
+    rewarded = reward_curve_stage(config)
     settings["report"] = {"stages": config["eval"]["stages"],
-                          "grpo_log": WorkPaths(config["workdir"]).train_log("grpo") if "grpo" in config["eval"]["stages"]
-                          else None,
+                          "grpo_log": WorkPaths(config["workdir"]).train_log(rewarded) if rewarded else None,
                           "external": {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external.items()}}
     return settings
 

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable
 
-from tinyrs.config import external_models, hub_mirror, workflow_settings
+from tinyrs.config import external_models, hub_mirror, reward_curve_stage, stage_kind, stages, workflow_settings
 from tinyrs.paths import WorkPaths, mirror_dir
 
 # The rules that can write <column>/<task>.metrics.json: one job per column (all its tasks, the model loaded once),
@@ -51,6 +51,8 @@ class Pipeline:
         self.external = external_models(config)
         self.datasets = list(config["hub"]["datasets"])
         self.lists = config["data"]["lists"]
+        self.stages = stages(config)
+        self.rewarded = reward_curve_stage(config)   # the GRPO stage whose rewards the report plots, or None
         self.columns = config["eval"]["stages"]
         self.tasks = list(config["eval"]["tasks"])
         self.families = sorted({task["family"] for task in config["eval"]["tasks"].values()})
@@ -66,6 +68,20 @@ class Pipeline:
         """A data list's fetched dataset and its settings."""
         dataset = self.lists[wildcards.name]["dataset"]
         return {"fetched": self.paths.fetched(dataset), "settings": self.paths.settings(f"data-{wildcards.name}")}
+
+    def stage_inputs(self, stage: str) -> dict[str, str]:
+        """A stage's inputs: the model it starts from, what it trains on (by its kind: a list's manifest or a
+        fetched dataset's completion marker), its settings."""
+        entry = self.stages[stage]
+        lists = stage_kind(self.config, stage).data == "lists"
+        data = self.paths.list_manifest(entry["data"]) if lists else self.paths.fetched(entry["data"])
+        return {"init": self.paths.model_manifest(entry["init"]), "data": data, "settings": self.paths.settings(stage)}
+
+    def data_argument(self, stage: str) -> Callable:
+        """A params function: what ``tinyrs train --data`` takes, the list's manifest itself or the dataset's folder."""
+        if stage_kind(self.config, stage).data == "lists":
+            return lambda wildcards, input: input.data
+        return input_folder("data")
 
     def stand_in(self, folder: str) -> str:
         """The demo's stand-in for a published model in its mirror, complete once its config.json is there."""

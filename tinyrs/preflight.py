@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
 from tinyrs.cluster.images import ENVS_DIR, constraint_pins, read_env
-from tinyrs.config import TRAIN_STAGES, ConfigError
+from tinyrs.config import ConfigError, stage_kind, stages
 from tinyrs.io import MANIFEST_NAME, model_dir_of
 from tinyrs.paths import WorkPaths
 
@@ -431,6 +431,13 @@ def input_paths(command: str, args) -> dict[str, str]:
     return {spec.flag: getattr(args, spec.dest) for spec in STAGE_INPUTS[command]}
 
 
+def stage_input_paths(command: str, init: str, data: str) -> dict[str, str]:
+    """A training stage's input paths by the flags of ``STAGE_INPUTS[command]``: the model it starts from, then
+    what it trains on."""
+    model, trained_on = STAGE_INPUTS[command]
+    return {model.flag: init, trained_on.flag: data}
+
+
 WAIVER_VARIABLE = "TINYRS_WAIVE_CHECKS"
 
 
@@ -456,13 +463,11 @@ def require_ready(command: str, settings: Mapping, paths: Mapping[str, str]) -> 
 
 
 def workflow_inputs(config: Mapping, stage: str) -> dict[str, str]:
-    """The input paths the workflow gives ``stage`` (pretrain, sft, cot, grpo, eval-<stage>): the paths its rule
-    declares (tinyrs.paths)."""
+    """The input paths the workflow gives ``stage`` (a stage of config ``stages``, or eval-<column>): the paths its
+    rule declares (tinyrs.paths)."""
     paths = WorkPaths(config["workdir"])
-    if stage in TRAIN_STAGES:
-        spec = config["stages"][stage]
-        return {"--init": paths.model_manifest(spec["init"]), "--data": paths.list_manifest(spec["data"])}
-    if stage == "grpo":
-        return {"--init": paths.model_manifest(config["grpo"]["init"]),
-                "--dataset": paths.hub(config["grpo"]["dataset"])}
+    if stage in stages(config):
+        entry, kind = stages(config)[stage], stage_kind(config, stage)
+        data = paths.list_manifest(entry["data"]) if kind.data == "lists" else paths.hub(entry["data"])
+        return stage_input_paths(kind.checks, paths.model_manifest(entry["init"]), data)
     return {"--model": paths.model_manifest(stage.removeprefix("eval-")), "--data-root": paths.hub("eval")}

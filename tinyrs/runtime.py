@@ -1,5 +1,6 @@
 """What every training stage needs around its trainer: launch environment, DeepSpeed configs,
-signal-driven checkpointing, resume, and writing the finished model directory.
+signal-driven checkpointing, resume, and writing the finished model directory. ``train_stage`` is the one
+skeleton every stage kind (``tinyrs.kinds``) runs its trainer in.
 """
 from __future__ import annotations
 
@@ -224,6 +225,26 @@ def exit_if_interrupted(stopper: StopOnSignal, checkpoint_dir: str | Path) -> No
         print(f"tinyrs: signal {stopper.received} received; checkpoint saved in {checkpoint_dir}; rerun to resume",
               file=sys.stderr, flush=True)
         raise SystemExit(INTERRUPTED_EXIT)
+
+
+def train_stage(build, summarize, settings: dict, init_model: str, data: str, out_dir: str,
+                checkpoint_dir: str) -> dict:
+    """Run one stage: build its trainer, resume from the newest complete checkpoint of this same run, train,
+    checkpoint and exit on SIGUSR1/SIGTERM (``INTERRUPTED_EXIT``), else save the model with its manifest.
+
+    ``build(settings, init_model, data, checkpoint_dir, callbacks)`` makes the kind's trainer (a ``resumable``
+    transformers trainer with ``processing_class`` and ``callbacks``); ``summarize(trainer)`` gives the kind's own
+    fields of the model manifest. Returns the manifest's summary (empty on ranks other than 0).
+    """
+    started = time.time()
+    stopper = StopOnSignal()
+    trainer = build(settings, init_model, data, checkpoint_dir, [stopper.callback()])
+    resume = last_checkpoint(checkpoint_dir, run_fingerprint(settings, init_model, data))
+    result = trainer.train(resume_from_checkpoint=resume)
+    exit_if_interrupted(stopper, checkpoint_dir)
+    return save_outputs(trainer, trainer.processing_class, out_dir, settings, started, stage=settings["stage"],
+                        train_loss=result.training_loss, resumed_from=resume, init_model=str(init_model),
+                        **summarize(trainer))
 
 
 def save_outputs(trainer, processor, out_dir: str | Path, settings: dict, started: float, **summary) -> dict:

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("doctor", help="check that a GPU stage can start here (packages, CUDA, inputs...)",
                                    description="Run a GPU stage's start-up checks from the configuration: one OK or "
                                                "FAIL line per check; exit 0 when all pass, 2 otherwise.")
-    parser.add_argument("--stage", required=True, help="pretrain, sft, cot, grpo or eval-<stage> (a settings name)")
+    parser.add_argument("--stage", required=True,
+                        help="a stage of config stages (pretrain, sft, cot, grpo, ...) or eval-<column> (a settings name)")
     parser.add_argument("--config", action="append", dest="configs", metavar="FILE",
                         help="config file(s) merged in order, later wins (default: config.yaml)")
     for flag, spec in INPUTS_BY_FLAG.items():
@@ -22,13 +23,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=doctor)
 
 
-def _command_and_job(stage: str) -> tuple[str, str]:
-    """The stage command (train, grpo, eval) and the resources.jobs entry of a settings name."""
-    from tinyrs.config import TRAIN_STAGES
+def _command_and_job(config: dict, stage: str) -> tuple[str, str]:
+    """The start-up checks' command (train, grpo, eval) and the resources.jobs entry of a settings name."""
+    from tinyrs.config import stage_kind, stages
 
-    if stage in TRAIN_STAGES:
-        return "train", stage
-    return ("grpo", "grpo") if stage == "grpo" else ("eval", "eval")
+    return (stage_kind(config, stage).checks, stage) if stage in stages(config) else ("eval", "eval")
 
 
 def _input_paths(args: argparse.Namespace, workflow_paths: dict[str, str]) -> dict[str, str]:
@@ -46,11 +45,12 @@ def _input_paths(args: argparse.Namespace, workflow_paths: dict[str, str]) -> di
 
 def _gpu_ask(config: dict, job: str):
     from tinyrs.cluster.resources import job_request
+    from tinyrs.config import job_key, stage_resources
     from tinyrs.preflight import GpuAsk
 
-    resources = config.get("resources")
-    count = job_request(resources, job).gpus_per_node if resources else 0
-    return GpuAsk(count, f"resources.jobs.{job}.gpus_per_node")
+    if not config.get("resources"):
+        return GpuAsk(0, f"resources.jobs.{job}.gpus_per_node")
+    return GpuAsk(job_request(stage_resources(config), job).gpus_per_node, f"{job_key(config, job)}.gpus_per_node")
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -62,7 +62,7 @@ def doctor(args: argparse.Namespace) -> int:
     if args.stage not in stages:
         raise ConfigError(f"--stage {args.stage}: not a stage of this configuration (one of {', '.join(stages)})")
     settings = stages[args.stage]
-    command, job = _command_and_job(args.stage)
+    command, job = _command_and_job(config, args.stage)
     paths = _input_paths(args, preflight.workflow_inputs(config, args.stage))
     host = preflight.probe(preflight.needed_packages(command, settings))
     checks = preflight.stage_checks(command, settings, paths, host, _gpu_ask(config, job), preflight.tested_versions())

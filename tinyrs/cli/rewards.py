@@ -15,6 +15,7 @@ def register(subparsers) -> None:
     score.add_argument("--input", required=True,
                        help="JSONL: completion + solution | answer_type | reward (optional task: by_task routing)")
     score.add_argument("--output", required=True, help="JSONL: every input field plus 'rewards'")
+    score.add_argument("--stage", default="grpo", help="the GRPO stage (config stages) whose rewards score (default: grpo)")
     score.add_argument("--skip-bad-lines", action="store_true", help="count and report bad lines instead of failing")
     score.set_defaults(func=_score)
 
@@ -22,9 +23,10 @@ def register(subparsers) -> None:
 def _score(args: argparse.Namespace) -> int:
     import json
 
-    from tinyrs.config import grpo_settings, load_config
+    from tinyrs.config import load_config, stage_settings
     from tinyrs.grpo.rewards.offline import score_file
 
-    summary = score_file(grpo_settings(load_config(args.config)), args.input, args.output, args.skip_bad_lines)
+    settings = stage_settings(load_config(args.config), args.stage)
+    summary = score_file(settings, args.input, args.output, args.skip_bad_lines)
     print(json.dumps(summary, indent=2))
     return 0

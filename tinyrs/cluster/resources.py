@@ -42,8 +42,9 @@ class JobRequest:
 
 
 def resources_schema() -> dict:
-    """The ``resources`` property of tinyrs/schema/config.schema.yaml."""
-    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))["properties"]["resources"]
+    """The ``resources`` property of tinyrs/schema/config.schema.yaml (with the definitions it refers to)."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return {**schema["properties"]["resources"], "$defs": schema["$defs"]}
 
 
 def _schema_problems(resources: dict) -> list[str]:
@@ -57,10 +58,8 @@ def _schema_problems(resources: dict) -> list[str]:
     return problems
 
 
-def _limit_problems(resources: dict, name: str) -> list[str]:
-    """Requests of job ``name`` that its partition can never satisfy."""
-    job = resources["jobs"][name]
-    where = f"resources.jobs.{name}"
+def _limit_problems(resources: dict, job: dict, where: str) -> list[str]:
+    """Requests of ``job`` (config key ``where``) that its partition can never satisfy."""
     partition_name = job["partition"]
     partition = resources["partitions"].get(partition_name)
     if partition is None:
@@ -97,8 +96,9 @@ def resource_problems(resources: dict | None) -> list[str]:
         if partition["node_type"] not in resources["node_types"]:
             problems.append(f"resources.partitions.{partition_name}.node_type: '{partition['node_type']}' is not a "
                             "key of resources.node_types")
-    for name in resources["jobs"]:
-        problems.extend(_limit_problems(resources, name))
+    for section in ("kinds", "jobs"):
+        for name, job in resources.get(section, {}).items():
+            problems.extend(_limit_problems(resources, job, f"resources.{section}.{name}"))
     return list(dict.fromkeys(problems))  # a bad partition is named once, not once per job using it
 
 
@@ -112,7 +112,7 @@ def job_request(resources: dict, name: str) -> JobRequest:
     """The checked request of job ``name`` (a key of resources.jobs)."""
     if name not in resources["jobs"]:
         raise ConfigError(f"resources.jobs has no entry '{name}' (known: {', '.join(sorted(resources['jobs']))})")
-    problems = _limit_problems(resources, name)
+    problems = _limit_problems(resources, resources["jobs"][name], f"resources.jobs.{name}")
     if problems:
         raise ConfigError("impossible SLURM request:\n  " + "\n  ".join(problems))
     job = resources["jobs"][name]

@@ -20,6 +20,7 @@ from pathlib import Path
 from tinyrs.cluster.images import image_path
 from tinyrs.cluster.launch import LaunchPlan, outer_command
 from tinyrs.cluster.resources import RESOURCE_KEYS, job_request, snakemake_resources, validate_resources
+from tinyrs.config import stage_resources
 
 
 def _image(config: dict, name: str, lock_path: Path) -> str:
@@ -61,7 +62,8 @@ def validate(config: dict) -> None:
 
 class RuleJobs:
     """The cluster side of the workflow's rules, from config.yaml ``resources`` (docs/cluster.md): a site edits
-    config, never the rules. ``job`` is a key of ``resources.jobs``. Impossible requests fail here, before
+    config, never the rules. ``job`` is a key of ``resources.jobs``, or a stage, whose job is its kind's
+    ``resources.kinds`` entry unless ``resources.jobs`` has its own. Impossible requests fail here, before
     anything is submitted.
 
     ``containers``: the workflow runs its containers (``--sdm apptainer``, as profiles/slurm does); without them
@@ -70,6 +72,7 @@ class RuleJobs:
 
     def __init__(self, config: dict, containers: bool, apptainer_args: str, lock_path: Path):
         validate(config)
+        config = {**config, "resources": stage_resources(config)}
         self.config, self.containers, self.apptainer_args, self.lock_path = config, containers, apptainer_args, lock_path
 
     def resources(self, job: str) -> dict:

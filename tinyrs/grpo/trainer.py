@@ -8,7 +8,6 @@ the reference").
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tinyrs import runtime
@@ -17,7 +16,7 @@ from tinyrs.grpo.dataset import load_grpo_dataset
 from tinyrs.model.load import load_model, load_processor
 
 
-# grpo.* keys passed to GRPOConfig unchanged (same name, same meaning)
+# GRPO settings (grpo_defaults, or a stage's own) passed to GRPOConfig unchanged (same name, same meaning)
 TRL_SETTINGS = ("num_generations", "beta", "temperature", "top_k", "top_p", "loss_type", "scale_rewards", "epsilon",
                 "num_iterations", "mask_truncated_completions", "use_bias_correction_kl", "max_completion_length")
 
@@ -36,8 +35,8 @@ def grpo_config(settings: dict, checkpoint_dir: Path):
     )
 
 
-def build_trainer(settings: dict, init_model: str, dataset_path: str, checkpoint_dir: str):
-    """TRL's GRPOTrainer as configured, with the dataset's skip report and the stop-on-signal handler."""
+def build_trainer(settings: dict, init_model: str, dataset_path: str, checkpoint_dir: str, callbacks: list = ()):
+    """TRL's GRPOTrainer as configured; ``tinyrs_data_report``: what loading the dataset skipped."""
     from trl import GRPOTrainer
 
     from tinyrs.grpo.rewards import make_reward_functions
@@ -45,7 +44,6 @@ def build_trainer(settings: dict, init_model: str, dataset_path: str, checkpoint
     processor = load_processor(init_model, settings["min_pixels"], settings["max_pixels"])
     processor.tokenizer.padding_side = "left"
     dataset, data_report = load_grpo_dataset(dataset_path, settings, processor)
-    stopper = runtime.StopOnSignal()
     model = load_model(init_model, attn_implementation=settings["attn_implementation"], for_training=True)
     trainer = runtime.resumable(GRPOTrainer)(
         model=model,
@@ -53,20 +51,17 @@ def build_trainer(settings: dict, init_model: str, dataset_path: str, checkpoint
         args=grpo_config(settings, Path(checkpoint_dir)),
         train_dataset=dataset,
         processing_class=processor,
-        callbacks=[stopper.callback()],
+        callbacks=list(callbacks),
     )
-    return trainer, data_report, stopper
+    trainer.tinyrs_inputs = {"data": data_report, "dataset": str(dataset_path)}
+    return trainer
+
+
+def summarize(trainer) -> dict:
+    """The model manifest's fields of a GRPO run: the dataset's skips, the reward curve and the rewards' counts."""
+    return {**trainer.tinyrs_inputs, "reward_curve": reward_curve(trainer.state.log_history),
+            "rewards": trainer.reward_funcs[0].suite.summary()}
 
 
 def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, checkpoint_dir: str) -> dict:
-    started = time.time()
-    trainer, data_report, stopper = build_trainer(settings, init_model, dataset_path, checkpoint_dir)
-    resume = runtime.last_checkpoint(checkpoint_dir, runtime.run_fingerprint(settings, init_model, dataset_path))
-    result = trainer.train(resume_from_checkpoint=resume)
-    runtime.exit_if_interrupted(stopper, checkpoint_dir)
-    return runtime.save_outputs(
-        trainer, trainer.processing_class, out_dir, settings, started,
-        stage="grpo", train_loss=result.training_loss, data=data_report, resumed_from=resume,
-        init_model=str(init_model), dataset=str(dataset_path),
-        reward_curve=reward_curve(trainer.state.log_history), rewards=trainer.reward_funcs[0].suite.summary(),
-    )
+    return runtime.train_stage(build_trainer, summarize, settings, init_model, dataset_path, out_dir, checkpoint_dir)

@@ -125,6 +125,11 @@ def make_trainer_class():
         throughput: ThroughputMeter
         carried_skips = NO_SKIPS  # the skip report of the checkpoint this run resumed from
 
+        def train(self, resume_from_checkpoint=None, **kwargs):
+            if resume_from_checkpoint:
+                self.carried_skips = read_json(Path(resume_from_checkpoint) / SKIPS_FILE)
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
         def create_optimizer(self, model=None):
             if self.optimizer is None:
                 s = self.tinyrs_settings
@@ -239,12 +244,10 @@ def use_liger(requested: bool) -> bool:
     return True
 
 
-def train(settings: dict, init_model: str, manifest_path: str, out_dir: str, checkpoint_dir: str) -> dict:
-    """Train ``init_model`` on the manifest; write an HF model directory and, last, its manifest."""
+def build_trainer(settings: dict, init_model: str, manifest_path: str, checkpoint_dir: str, callbacks: list):
+    """The trainer of ``init_model`` on the manifest, with frozen parts, prompts and batching as configured."""
     from tinyrs.data.manifest import open_manifest
 
-    started = time.time()
-    stopper = runtime.StopOnSignal()
     processor = load_processor(init_model, settings["min_pixels"], settings["max_pixels"])
     model = load_model(init_model, attn_implementation=settings["attn_implementation"], for_training=True)
     model.config.use_cache = False
@@ -259,23 +262,24 @@ def train(settings: dict, init_model: str, manifest_path: str, out_dir: str, che
         train_dataset=ManifestDataset(open_manifest(manifest_path), encoder),
         data_collator=lambda samples: collate(samples, pad_id, settings["padding_free"]),
         processing_class=processor,
-        callbacks=[stopper.callback()],
+        callbacks=callbacks,
     )
     trainer.tinyrs_settings = settings
     trainer.throughput = ThroughputMeter()
     trainer.unreadable = UnreadableImages()
-    resume = runtime.last_checkpoint(checkpoint_dir, runtime.run_fingerprint(settings, init_model, manifest_path))
-    if resume:
-        trainer.carried_skips = read_json(Path(resume) / SKIPS_FILE)
-    result = trainer.train(resume_from_checkpoint=resume)
-    runtime.exit_if_interrupted(stopper, checkpoint_dir)
-    return runtime.save_outputs(
-        trainer, processor, out_dir, settings, started,
-        stage=settings["stage"], train_loss=result.training_loss, trainable_parameters=trainable,
-        **trainer.skip_report(), resumed_from=resume,
-        tokens_per_second=median_logged(trainer.state.log_history, "tokens_per_second"),
-        init_model=str(init_model), data_manifest=str(manifest_path),
-    )
+    trainer.tinyrs_inputs = {"trainable_parameters": trainable, "data_manifest": str(manifest_path)}
+    return trainer
+
+
+def summarize(trainer) -> dict:
+    """The model manifest's fields of an SFT-family run: trainable parameters, skips, throughput, data."""
+    return {**trainer.tinyrs_inputs, **trainer.skip_report(),
+            "tokens_per_second": median_logged(trainer.state.log_history, "tokens_per_second")}
+
+
+def train(settings: dict, init_model: str, manifest_path: str, out_dir: str, checkpoint_dir: str) -> dict:
+    """Train ``init_model`` on the manifest; write an HF model directory and, last, its manifest."""
+    return runtime.train_stage(build_trainer, summarize, settings, init_model, manifest_path, out_dir, checkpoint_dir)
 
 
 def median_logged(log_history: list[dict], key: str) -> float | None:

@@ -68,7 +68,7 @@ def batch_summary(name: str, values: Sequence[float]) -> dict[str, float]:
 
 
 class RewardSuite:
-    """The configured rewards of ``grpo_settings`` (``tinyrs.config.grpo_settings``); scorers built on first use."""
+    """The configured rewards of ``grpo_settings`` (``tinyrs.config.stage_settings`` of a GRPO stage); scorers built on first use."""
 
     def __init__(self, grpo_settings: dict):
         rewards = grpo_settings["rewards"]
