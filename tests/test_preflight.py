@@ -174,7 +174,7 @@ def test_open_ended_samples_need_the_judges_key(real, monkeypatch):
 
 def test_rows_routed_by_task_need_the_judge_only_where_their_task_uses_it(real, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    settings = copy.deepcopy(grpo_settings(real))      # answer type "0" -> judge, as config.yaml
+    settings = copy.deepcopy(stage_settings(real, "grpo"))      # answer type "0" -> judge, as config.yaml
     settings["rewards"]["by_task"] = {"caption": {"levenshtein": 1.0}, "describe": {"judge": 1.0}}
     assert preflight.judge_problems(settings, routes={("0", "caption"), ("1", None)}) == []
     [problem] = preflight.judge_problems(settings, routes={("1", "describe"), ("0", "unmapped")})

@@ -264,12 +264,12 @@ def test_bad_task_mappings_are_config_errors(by_task):
 
 def test_the_config_names_the_file_and_key_of_a_bad_task_mapping(tmp_path):
     overlay = tmp_path / "geovlm.yaml"
-    overlay.write_text("grpo:\n  rewards:\n    by_task:\n      caption: {levenstein: 1.0}\n      vqa: {}\n")
+    overlay.write_text("grpo_defaults:\n  rewards:\n    by_task:\n      caption: {levenstein: 1.0}\n      vqa: {}\n")
     with pytest.raises(ConfigError) as raised:
         load_config([CONFIG, overlay])
     message = str(raised.value)
-    assert f"{overlay}: key 'grpo.rewards.by_task.caption': 'levenstein' is not one of" in message
-    assert f"{overlay}: key 'grpo.rewards.by_task.vqa'" in message
+    assert f"{overlay}: key 'grpo_defaults.rewards.by_task.caption': 'levenstein' is not one of" in message
+    assert f"{overlay}: key 'grpo_defaults.rewards.by_task.vqa'" in message
 
 
 def test_the_schemas_reward_names_are_the_registry():
