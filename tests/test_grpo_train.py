@@ -131,6 +131,10 @@ def test_vllm_colocate_rollouts_follow_the_trainers_weights(world, tmp_path, vll
     from tinyrs.grpo.trainer import build_trainer
 
     settings = demo_grpo_settings(rollout="vllm", vllm_gpu_memory_utilization=0.1, learning_rate=1e-3)
+    # a reward that differs between any two of a random model's completions (the whole text is its answer), so
+    # every group has non-zero advantages and two steps must move the weights: closed and box rewards are all 0
+    # on a random model, which left the weights untouched on some demo worlds
+    settings["rewards"] = {**settings["rewards"], "by_answer_type": {t: {"levenshtein": 1.0} for t in "012"}}
     trainer = build_trainer(settings, str(world / "base" / DEFAULT_FAMILY),
                             str(world / "hub" / "VHM_dataset_grpo"), str(tmp_path / "checkpoints"))
     initial = _weights(trainer.model)
