@@ -18,6 +18,7 @@ import pytest
 from demo_models import build_demo_world
 from tinyrs.config import load_config, settings_text, stage_settings
 from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES
+from tinyrs.settings import GrpoSettings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -130,7 +131,8 @@ def vllm_cpu_keeps_linear_weights(monkeypatch):
 def test_vllm_colocate_rollouts_follow_the_trainers_weights(world, tmp_path, vllm_cpu_keeps_linear_weights):
     from tinyrs.grpo.trainer import build_trainer
 
-    settings = demo_grpo_settings(rollout="vllm", vllm_gpu_memory_utilization=0.1, learning_rate=1e-3)
+    settings = GrpoSettings.from_dict(demo_grpo_settings(rollout="vllm", vllm_gpu_memory_utilization=0.1,
+                                                         learning_rate=1e-3), "demo_grpo_settings")
     trainer = build_trainer(settings, str(world / "base" / DEFAULT_FAMILY),
                             str(world / "hub" / "VHM_dataset_grpo"), str(tmp_path / "checkpoints"))
     initial = _weights(trainer.model)
