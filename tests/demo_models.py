@@ -7,6 +7,7 @@ test environment.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 DEMO_SFT_STEPS = 200
@@ -21,7 +22,7 @@ def build_demo_world(root: Path) -> Path:
 
 def train_demo_model(root: Path, steps: int = DEMO_SFT_STEPS) -> Path:
     """demo world -> tiny Qwen2-VL -> SFT list corrected and oversampled -> ``steps`` SFT steps."""
-    from tinyrs.config import load_config, stage_settings
+    from tinyrs.config import load_config, typed_stage_settings
     from tinyrs.data.correct import correct_list
     from tinyrs.data.oversample import oversample
     from tinyrs.io import write_manifest
@@ -38,7 +39,8 @@ def train_demo_model(root: Path, steps: int = DEMO_SFT_STEPS) -> Path:
     correct_list(sft_dir / "list_sft.json", sft_dir, "exists", root / "data" / "corrected", workers=1)
     oversample(root / "data" / "corrected", None, 0, root / "data")
     config = load_config([repo / "config.yaml", repo / "profiles" / "demo" / "overrides.yaml"])
-    settings = {**stage_settings(config, "sft"), "max_steps": steps, "report_to": [], "logging_steps": 10}
+    settings = dataclasses.replace(typed_stage_settings(config, "sft"), max_steps=steps, report_to=[],
+                                   logging_steps=10)
     out = root / "sft"
     train(settings, str(base), str(root / "data" / "manifest.parquet"), str(out), str(root / "checkpoints"))
     return out

@@ -7,25 +7,27 @@ here, so a TRL upgrade that changes it fails this file instead of silently chang
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import pytest
 import yaml
 
-from tinyrs.config import load_config, stage_settings
+from tinyrs.config import load_config, typed_stage_settings
+from tinyrs.settings import GrpoSettings
 
 DEMO = "profiles/demo/overrides.yaml"
 
 
-def _cpu(settings: dict) -> dict:
+def _cpu(settings: GrpoSettings) -> GrpoSettings:
     """The recipe's settings less what needs a cluster: DeepSpeed (a launcher) and the remote loggers."""
-    return {**settings, "deepspeed": None, "report_to": []}
+    return dataclasses.replace(settings, deepspeed=None, report_to=[])
 
 
 def _grpo_config(paths: list, tmp_path):
     from tinyrs.grpo.trainer import grpo_config
 
-    settings = _cpu(stage_settings(load_config(paths), "grpo"))
+    settings = _cpu(typed_stage_settings(load_config(paths), "grpo"))
     return settings, grpo_config(settings, tmp_path / "checkpoints")
 
 
@@ -44,7 +46,7 @@ def test_the_real_recipe_is_the_reference_trainer(tmp_path):
     assert args.use_bias_correction_kl is False          # KL term without the importance weight
     assert (args.temperature, args.top_k, args.top_p) == (1.0, 0, 1.0)
     assert (args.beta, args.num_generations) == (0.001, 4)
-    assert args.per_device_train_batch_size == settings["per_device_batch_size"] * settings["num_generations"]
+    assert args.per_device_train_batch_size == settings.per_device_batch_size * settings.num_generations
 
 
 def test_the_demo_keeps_the_trl_defaults_it_was_tuned_with(tmp_path):

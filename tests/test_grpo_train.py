@@ -18,6 +18,7 @@ import pytest
 from demo_models import build_demo_world
 from tinyrs.config import load_config, settings_text, stage_settings
 from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES
+from tinyrs.settings import GrpoSettings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -135,6 +136,7 @@ def test_vllm_colocate_rollouts_follow_the_trainers_weights(world, tmp_path, vll
     # every group has non-zero advantages and two steps must move the weights: closed and box rewards are all 0
     # on a random model, which left the weights untouched on some demo worlds
     settings["rewards"] = {**settings["rewards"], "by_answer_type": {t: {"levenshtein": 1.0} for t in "012"}}
+    settings = GrpoSettings.from_dict(settings, "demo_grpo_settings")
     trainer = build_trainer(settings, str(world / "base" / DEFAULT_FAMILY),
                             str(world / "hub" / "VHM_dataset_grpo"), str(tmp_path / "checkpoints"))
     initial = _weights(trainer.model)

@@ -9,11 +9,14 @@ for_training=True)``, then ``bf16=True`` (autocast); (c) the old path — weight
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from tinyrs import chat
 from tinyrs.model import load
+from tinyrs.settings import SftSettings
 from tinyrs.sft import trainer as sft_trainer
 
 STEPS = 12
@@ -24,15 +27,14 @@ FRACTION_TOLERANCE = 0.01  # absolute
 LOSS_DROP_TOLERANCE = 0.05  # relative to (a)'s drop
 
 
-def _settings(repo_root, precision: str) -> dict:
-    from tinyrs.config import load_config, stage_settings
+def _settings(repo_root, precision: str) -> SftSettings:
+    from tinyrs.config import load_config, typed_stage_settings
 
-    settings = stage_settings(load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"]),
-                              "sft")
-    settings.update(precision=precision, max_steps=STEPS, learning_rate=LR, vision_lr=LR, merger_lr=LR,
-                    warmup_ratio=0.0, lr_scheduler="constant", per_device_batch_size=4, global_batch_size=4,
-                    save_steps=STEPS, report_to=[])
-    return settings
+    config = load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"])
+    settings = typed_stage_settings(config, "sft")
+    return dataclasses.replace(settings, precision=precision, max_steps=STEPS, learning_rate=LR, vision_lr=LR,
+                               merger_lr=LR, warmup_ratio=0.0, lr_scheduler="constant", per_device_batch_size=4,
+                               global_batch_size=4, save_steps=STEPS, report_to=[])
 
 
 def _loss(model, batch: dict) -> float:
@@ -42,14 +44,14 @@ def _loss(model, batch: dict) -> float:
         return float(model(**{key: value.to(model.device) for key, value in batch.items()}).loss)
 
 
-def _batch(model_dir, manifest_path, settings: dict) -> dict:
+def _batch(model_dir, manifest_path, settings: SftSettings) -> dict:
     """16 of the training records, encoded as the trainer encodes them."""
     from tinyrs.data.manifest import open_manifest
     from tinyrs.sft.batching import SampleEncoder, collate
 
-    processor = load.load_processor(model_dir, settings["min_pixels"], settings["max_pixels"])
-    encoder = SampleEncoder(processor, chat.system_prompt(settings["chat"], settings["system_prompt"]),
-                            settings["max_length"])
+    processor = load.load_processor(model_dir, settings.min_pixels, settings.max_pixels)
+    encoder = SampleEncoder(processor, chat.system_prompt(settings.chat.to_dict(), settings.system_prompt),
+                            settings.max_length)
     manifest = open_manifest(manifest_path)
     batch = collate([encoder(manifest[i]) for i in range(16)], processor.tokenizer.pad_token_id)
     return {k: v for k, v in batch.items() if not k.startswith("tinyrs_")}

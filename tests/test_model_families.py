@@ -3,6 +3,7 @@ its chat, trains, generates, and plans the pipeline. LR groups, freeze flags and
 family in tests/test_sft.py, GRPO in tests/test_grpo_train.py."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,7 @@ import yaml
 from PIL import Image
 
 from tinyrs import chat
-from tinyrs.config import load_config, stage_settings
+from tinyrs.config import load_config, typed_stage_settings
 from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES, family_of
 from tinyrs.model.load import load_model, load_processor
 
@@ -109,8 +110,8 @@ def test_sft_steps_through_the_trainer_lower_the_loss(repo_root, tiny_model_of, 
     from tinyrs.sft.trainer import train
 
     config = load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"])
-    settings = {**stage_settings(config, "sft"), "max_steps": 16, "logging_steps": 1, "report_to": [],
-                "max_pixels": 112 * 112, "padding_free": padding_free}
+    settings = dataclasses.replace(typed_stage_settings(config, "sft"), max_steps=16, logging_steps=1, report_to=[],
+                                   max_pixels=112 * 112, padding_free=padding_free)
     summary = train(settings, str(tiny_model_of(family)), str(tiny_sft_manifest), str(tmp_path / "out"),
                     str(tmp_path / "checkpoints"))
     losses = [entry["loss"] for entry in json.loads((tmp_path / "out" / "train_log.json").read_text())

@@ -81,10 +81,13 @@ def manifest_with_corrupt_images(tmp_path_factory) -> Path:
 
 def test_corrupt_images_do_not_kill_sft_training(tmp_path, tiny_model_dir, manifest_with_corrupt_images, capsys):
     """Every corrupt image is a counted skip, named with its record once in the log and in the model manifest."""
+    import dataclasses
+
+    from tinyrs.config import typed_stage_settings
     from tinyrs.sft.trainer import train
 
-    settings = {**stage_settings(load_config(DEMO_CONFIG), "sft"), "epochs": 2, "max_steps": -1,
-                "per_device_batch_size": 4, "global_batch_size": 4, "report_to": [], "dataloader_workers": 1}
+    settings = dataclasses.replace(typed_stage_settings(load_config(DEMO_CONFIG), "sft"), epochs=2, max_steps=-1,
+                                   per_device_batch_size=4, global_batch_size=4, report_to=[], dataloader_workers=1)
     out = tmp_path / "model"
     train(settings, str(tiny_model_dir), str(manifest_with_corrupt_images), str(out), str(tmp_path / "ckpt"))
     manifest = read_manifest(out)

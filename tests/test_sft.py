@@ -282,20 +282,21 @@ def test_length_grouped_batches_waste_less_padding_and_replay_per_epoch():
 
 
 def test_trainer_groups_by_the_manifests_lengths(repo_root, tmp_path, tiny_model_dir, tiny_sft_manifest):
-    from tinyrs.config import load_config, stage_settings
+    import dataclasses
+
+    from tinyrs.config import load_config, typed_stage_settings
     from tinyrs.data.manifest import open_manifest
     from tinyrs.sft.trainer import ManifestDataset, make_trainer_class, training_arguments
 
-    settings = stage_settings(load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"]),
-                              "sft")
-    settings.update(group_by_length=True, report_to=[])
-    processor = load_processor(tiny_model_dir, settings["min_pixels"], settings["max_pixels"])
+    config = load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"])
+    settings = dataclasses.replace(typed_stage_settings(config, "sft"), group_by_length=True, report_to=[])
+    processor = load_processor(tiny_model_dir, settings.min_pixels, settings.max_pixels)
     dataset = ManifestDataset(open_manifest(tiny_sft_manifest), SampleEncoder(processor, None, 4096))
     trainer = make_trainer_class()(model=load_model(tiny_model_dir), args=training_arguments(settings, tmp_path),
                                    train_dataset=dataset, data_collator=lambda s: collate(s, 0))
     sampler = trainer._get_train_sampler()
     assert type(sampler).__name__ == "EpochSeededLengthGroupedSampler"
-    visual = settings["max_pixels"] // (28 * 28)
+    visual = settings.max_pixels // (28 * 28)
     assert sampler.lengths == dataset.lengths() and min(sampler.lengths) > visual
 
 

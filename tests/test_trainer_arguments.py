@@ -10,18 +10,19 @@ import dataclasses
 import pytest
 
 from tinyrs import runtime
-from tinyrs.config import load_config, stage_settings
+from tinyrs.config import load_config, typed_stage_settings
+from tinyrs.settings import StageSettings
 
 
-def _cpu(settings: dict) -> dict:
+def _cpu(settings: StageSettings) -> StageSettings:
     """The recipe's settings less what needs a cluster: DeepSpeed (a launcher) and the remote loggers."""
-    return {**settings, "deepspeed": None, "report_to": []}
+    return dataclasses.replace(settings, deepspeed=None, report_to=[])
 
 
 @pytest.fixture(scope="module")
 def recipe(repo_root):
     config = load_config([repo_root / "config.yaml"])
-    return {"sft": _cpu(stage_settings(config, "sft")), "grpo": _cpu(stage_settings(config, "grpo"))}
+    return {stage: _cpu(typed_stage_settings(config, stage)) for stage in ("sft", "grpo")}
 
 
 @pytest.mark.parametrize("stage", ["sft", "grpo"])
@@ -32,7 +33,7 @@ def test_every_trainer_argument_is_a_field_of_the_installed_transformers(recipe,
     assert set(runtime.trainer_arguments(recipe[stage], tmp_path)) <= fields
 
 
-def _build(stage: str, settings: dict, checkpoint_dir):
+def _build(stage: str, settings: StageSettings, checkpoint_dir):
     if stage == "sft":
         from tinyrs.sft.trainer import training_arguments
 
@@ -48,7 +49,7 @@ def test_recipe_builds_arguments_with_gradient_checkpointing_as_set(recipe, stag
     """Both values: TRL's ``GRPOConfig`` defaults checkpointing to on, so "on" alone would not show the
     setting is passed. ``gradient_checkpointing`` is the attribute every supported transformers keeps
     (5.23 mirrors ``activation_checkpointing`` into it)."""
-    assert recipe[stage]["gradient_checkpointing"] is True  # the recipe's value; False is the variant
-    args = _build(stage, {**recipe[stage], "gradient_checkpointing": checkpointing}, tmp_path)
+    assert recipe[stage].gradient_checkpointing is True  # the recipe's value; False is the variant
+    args = _build(stage, dataclasses.replace(recipe[stage], gradient_checkpointing=checkpointing), tmp_path)
     assert args.gradient_checkpointing is checkpointing
-    assert args.learning_rate == recipe[stage]["learning_rate"]
+    assert args.learning_rate == recipe[stage].learning_rate

@@ -20,6 +20,7 @@ import yaml
 
 from tinyrs.kinds import KINDS, Kind
 from tinyrs.paths import WorkPaths
+from tinyrs.settings import StageSettings
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 BASE = "base"                       # the base model: the init of the first stage, evaluated like a stage
@@ -318,6 +319,11 @@ def stage_settings(config: dict, stage: str) -> dict:
     return settings
 
 
+def typed_stage_settings(config: dict, stage: str) -> StageSettings:
+    """``stage_settings`` as its kind's settings object, what ``tinyrs train`` builds from the settings file."""
+    return stage_kind(config, stage).settings.from_dict(stage_settings(config, stage), f"stages.{stage}")
+
+
 def external_models(config: dict) -> dict[str, dict]:
     """The published checkpoints evaluated: the keys of eval.external_models named in eval.stages, in that order."""
     catalogue = config["eval"]["external_models"]
@@ -365,9 +371,19 @@ def read_settings(path: str | os.PathLike) -> dict:
         return json.load(handle)
 
 
+def read_stage_settings(path: str | os.PathLike) -> StageSettings:
+    """A stage's settings file as its kind's settings object (``tinyrs.settings``): checked once, here."""
+    settings = read_settings(path)
+    kind = KINDS.get(settings.get("kind"))
+    if kind is None:
+        raise ConfigError(f"{path}: kind '{settings.get('kind')}' is not a stage kind ({', '.join(KINDS)})")
+    return kind.settings.from_dict(settings, str(path))
+
+
 def all_stage_settings(config: dict) -> dict[str, dict]:
-    """The settings of every stage and data list, by name: what a stage's runs depend on."""
-    settings = {stage: stage_settings(config, stage) for stage in stages(config)}
+    """The settings of every stage and data list, by name: what a stage's runs depend on. A stage's settings pass
+    through its settings class, so the workflow writes no file that ``tinyrs train`` would refuse."""
+    settings = {stage: typed_stage_settings(config, stage).to_dict() for stage in stages(config)}
     for stage in config["eval"]["stages"]:
         settings[f"eval-{stage}"] = eval_settings(config, stage)
     for name, spec in config["data"]["lists"].items():

@@ -15,6 +15,7 @@ from pathlib import Path
 from tinyrs.io import MANIFEST_NAME, sha256_file, sha256_json, write_json, write_manifest, write_text_if_changed
 from tinyrs.paths import FETCHED, TRAIN_LOG
 from tinyrs.provenance import provenance
+from tinyrs.settings import StageSettings
 
 INTERRUPTED_EXIT = 75  # EX_TEMPFAIL: the checkpoint is saved, a rerun resumes from it
 
@@ -49,7 +50,7 @@ def deepspeed_config_path(value: str | None) -> str | None:
     return str(path)
 
 
-def trainer_arguments(settings: dict, checkpoint_dir: Path) -> dict:
+def trainer_arguments(settings: StageSettings, checkpoint_dir: Path) -> dict:
     """The ``TrainingArguments`` both trainers (SFT family and GRPO) take from their settings alike.
 
     Every name must be a field of each image's transformers (5.19 for GRPO, 5.23 for SFT):
@@ -62,19 +63,19 @@ def trainer_arguments(settings: dict, checkpoint_dir: Path) -> dict:
 
     return {
         "output_dir": str(checkpoint_dir),
-        "num_train_epochs": settings["epochs"],
-        "max_steps": settings["max_steps"],
-        "learning_rate": settings["learning_rate"],
-        "bf16": effective_precision(settings["precision"]) == "bf16",
-        "gradient_checkpointing": settings["gradient_checkpointing"],
-        "deepspeed": deepspeed_config_path(settings["deepspeed"]),
-        "logging_steps": settings["logging_steps"],
+        "num_train_epochs": settings.epochs,
+        "max_steps": settings.max_steps,
+        "learning_rate": settings.learning_rate,
+        "bf16": effective_precision(settings.precision) == "bf16",
+        "gradient_checkpointing": settings.gradient_checkpointing,
+        "deepspeed": deepspeed_config_path(settings.deepspeed),
+        "logging_steps": settings.logging_steps,
         "save_strategy": "steps",
-        "save_steps": settings["save_steps"],
-        "save_total_limit": settings["save_total_limit"],
-        "report_to": settings["report_to"] or "none",
-        "seed": settings["seed"],
-        "data_seed": settings["seed"],
+        "save_steps": settings.save_steps,
+        "save_total_limit": settings.save_total_limit,
+        "report_to": settings.report_to or "none",
+        "seed": settings.seed,
+        "data_seed": settings.seed,
         "remove_unused_columns": False,
         "use_cpu": not torch.cuda.is_available(),
     }
@@ -227,7 +228,7 @@ def exit_if_interrupted(stopper: StopOnSignal, checkpoint_dir: str | Path) -> No
         raise SystemExit(INTERRUPTED_EXIT)
 
 
-def train_stage(build, summarize, settings: dict, init_model: str, data: str, out_dir: str,
+def train_stage(build, summarize, settings: StageSettings, init_model: str, data: str, out_dir: str,
                 checkpoint_dir: str) -> dict:
     """Run one stage: build its trainer, resume from the newest complete checkpoint of this same run, train,
     checkpoint and exit on SIGUSR1/SIGTERM (``INTERRUPTED_EXIT``), else save the model with its manifest.
@@ -239,10 +240,10 @@ def train_stage(build, summarize, settings: dict, init_model: str, data: str, ou
     started = time.time()
     stopper = StopOnSignal()
     trainer = build(settings, init_model, data, checkpoint_dir, [stopper.callback()])
-    resume = last_checkpoint(checkpoint_dir, run_fingerprint(settings, init_model, data))
+    resume = last_checkpoint(checkpoint_dir, run_fingerprint(settings.to_dict(), init_model, data))
     result = trainer.train(resume_from_checkpoint=resume)
     exit_if_interrupted(stopper, checkpoint_dir)
-    return save_outputs(trainer, trainer.processing_class, out_dir, settings, started, stage=settings["stage"],
+    return save_outputs(trainer, trainer.processing_class, out_dir, settings.to_dict(), started, stage=settings.stage,
                         train_loss=result.training_loss, resumed_from=resume, init_model=str(init_model),
                         **summarize(trainer))
 

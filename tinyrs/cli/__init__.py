@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from tinyrs.config import ConfigError
     from tinyrs.io import DataError
+    from tinyrs.settings import SettingsError
 
     parser = build_parser()
     args, passthrough = parser.parse_known_args(argv)
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args.passthrough = passthrough
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DataError) as err:
+    except (ConfigError, DataError, SettingsError) as err:
         print(f"tinyrs: {err}", file=sys.stderr)
         return 2
     except FileNotFoundError as err:

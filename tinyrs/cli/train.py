@@ -24,15 +24,14 @@ def train(args: argparse.Namespace) -> int:
     import importlib
 
     from tinyrs import preflight
-    from tinyrs.config import ConfigError, read_settings
+    from tinyrs.config import read_stage_settings
     from tinyrs.io import model_dir_of
     from tinyrs.kinds import KINDS
 
-    settings = read_settings(args.settings)
-    kind = KINDS.get(settings.get("kind"))
-    if kind is None:
-        raise ConfigError(f"{args.settings}: kind '{settings.get('kind')}' is not a stage kind ({', '.join(KINDS)})")
-    preflight.require_ready(kind.checks, settings, preflight.stage_input_paths(kind.checks, args.init, args.data))
+    settings = read_stage_settings(args.settings)
+    kind = KINDS[settings.kind]
+    preflight.require_ready(kind.checks, settings.to_dict(),
+                            preflight.stage_input_paths(kind.checks, args.init, args.data))
     trainer = importlib.import_module(kind.trainer)  # after the checks: imports torch and transformers
     summary = trainer.train(settings, str(model_dir_of(args.init)), args.data, args.out, args.checkpoints)
     if summary:

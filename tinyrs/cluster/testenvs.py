@@ -141,8 +141,8 @@ def build(image: str, cache: Path = DEFAULT_CACHE, envs_dir: Path = ENVS_DIR) ->
 # is the development venv itself (its pins: envs/cpu-constraints.txt, checked by tests/test_image_envs.py), where
 # the whole suite runs; a test marked ``images(...)`` runs only in the environments it names (tests/conftest.py).
 IMAGE_TESTS = {
-    "grpo": ("test_config.py", "test_trainer_arguments.py", "test_grpo_config.py", "test_preflight.py",
-             "test_grpo_dataset.py", "test_grpo_train.py", "test_rewards.py", "test_rewards_combine.py",
+    "grpo": ("test_config.py", "test_settings.py", "test_trainer_arguments.py", "test_grpo_config.py",
+             "test_preflight.py", "test_grpo_dataset.py", "test_grpo_train.py", "test_rewards.py", "test_rewards_combine.py",
              "test_rewards_judge.py", "test_rewards_sbert.py"),
     "eval": ("test_config.py", "test_preflight.py", "test_eval_tasks.py", "test_eval_scoring.py",
              "test_eval_metrics_geovlm.py", "test_eval_runner.py", "test_eval_vllm.py"),

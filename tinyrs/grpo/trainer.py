@@ -14,6 +14,7 @@ from tinyrs import runtime
 from tinyrs.grpo.curves import reward_curve
 from tinyrs.grpo.dataset import load_grpo_dataset
 from tinyrs.model.load import load_model, load_processor
+from tinyrs.settings import GrpoSettings
 
 
 # GRPO settings (grpo_defaults, or a stage's own) passed to GRPOConfig unchanged (same name, same meaning)
@@ -21,33 +22,40 @@ TRL_SETTINGS = ("num_generations", "beta", "temperature", "top_k", "top_p", "los
                 "num_iterations", "mask_truncated_completions", "use_bias_correction_kl", "max_completion_length")
 
 
-def grpo_config(settings: dict, checkpoint_dir: Path):
+def grpo_config(settings: GrpoSettings, checkpoint_dir: Path):
+    """The one translation of a GRPO stage's settings into TRL's ``GRPOConfig``."""
     from trl import GRPOConfig
 
     return GRPOConfig(
         **runtime.trainer_arguments(settings, checkpoint_dir),
-        **{key: settings[key] for key in TRL_SETTINGS},
-        per_device_train_batch_size=settings["per_device_batch_size"] * settings["num_generations"],
-        gradient_accumulation_steps=settings["grad_accum"],
-        use_vllm=settings["rollout"] == "vllm",
+        **{key: getattr(settings, key) for key in TRL_SETTINGS},
+        per_device_train_batch_size=settings.per_device_batch_size * settings.num_generations,
+        gradient_accumulation_steps=settings.grad_accum,
+        use_vllm=settings.rollout == "vllm",
         vllm_mode="colocate",
-        vllm_gpu_memory_utilization=settings["vllm_gpu_memory_utilization"],
+        vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
     )
 
 
-def build_trainer(settings: dict, init_model: str, dataset_path: str, checkpoint_dir: str, callbacks: list = ()):
-    """TRL's GRPOTrainer as configured; ``tinyrs_data_report``: what loading the dataset skipped."""
+def build_trainer(settings: GrpoSettings, init_model: str, dataset_path: str, checkpoint_dir: str,
+                  callbacks: list = ()):
+    """TRL's GRPOTrainer as configured; ``tinyrs_data_report``: what loading the dataset skipped.
+
+    The dataset loader and the rewards still read the settings file's keys (a dict): ``tinyrs rewards`` and the
+    start-up checks hand them ``stage_settings`` of config.
+    """
     from trl import GRPOTrainer
 
     from tinyrs.grpo.rewards import make_reward_functions
 
-    processor = load_processor(init_model, settings["min_pixels"], settings["max_pixels"])
+    processor = load_processor(init_model, settings.min_pixels, settings.max_pixels)
     processor.tokenizer.padding_side = "left"
-    dataset, data_report = load_grpo_dataset(dataset_path, settings, processor)
-    model = load_model(init_model, attn_implementation=settings["attn_implementation"], for_training=True)
+    keyed = settings.to_dict()
+    dataset, data_report = load_grpo_dataset(dataset_path, keyed, processor)
+    model = load_model(init_model, attn_implementation=settings.attn_implementation, for_training=True)
     trainer = runtime.resumable(GRPOTrainer)(
         model=model,
-        reward_funcs=make_reward_functions(settings),
+        reward_funcs=make_reward_functions(keyed),
         args=grpo_config(settings, Path(checkpoint_dir)),
         train_dataset=dataset,
         processing_class=processor,
@@ -63,5 +71,5 @@ def summarize(trainer) -> dict:
             "rewards": trainer.reward_funcs[0].suite.summary()}
 
 
-def train(settings: dict, init_model: str, dataset_path: str, out_dir: str, checkpoint_dir: str) -> dict:
+def train(settings: GrpoSettings, init_model: str, dataset_path: str, out_dir: str, checkpoint_dir: str) -> dict:
     return runtime.train_stage(build_trainer, summarize, settings, init_model, dataset_path, out_dir, checkpoint_dir)

@@ -16,6 +16,7 @@ from pathlib import Path
 from tinyrs import chat, runtime
 from tinyrs.io import read_json, write_json
 from tinyrs.model.load import load_model, load_processor
+from tinyrs.settings import SftSettings
 from tinyrs.sft import optim
 from tinyrs.sft.batching import (SampleEncoder, UnreadableImage, UnreadableImageError, collate, estimated_lengths,
                                  packed_position_ids)
@@ -24,13 +25,13 @@ SKIPS_FILE = "tinyrs_skips.json"  # in each checkpoint: the skip report so far, 
 NO_SKIPS = {"skipped_too_long": 0, "skipped_unreadable_image": 0, "unreadable_images": []}
 
 
-def grad_accumulation(settings: dict) -> int:
-    per_step = settings["per_device_batch_size"] * runtime.world_size()
-    steps, remainder = divmod(settings["global_batch_size"], per_step)
+def grad_accumulation(settings: SftSettings) -> int:
+    per_step = settings.per_device_batch_size * runtime.world_size()
+    steps, remainder = divmod(settings.global_batch_size, per_step)
     if remainder or steps < 1:
         raise ValueError(
-            f"global_batch_size {settings['global_batch_size']} is not a multiple of per_device_batch_size "
-            f"{settings['per_device_batch_size']} x world size {runtime.world_size()}"
+            f"global_batch_size {settings.global_batch_size} is not a multiple of per_device_batch_size "
+            f"{settings.per_device_batch_size} x world size {runtime.world_size()}"
         )
     return steps
 
@@ -133,8 +134,7 @@ def make_trainer_class():
         def create_optimizer(self, model=None):
             if self.optimizer is None:
                 s = self.tinyrs_settings
-                groups = optim.param_groups(self.model, s["learning_rate"], s["vision_lr"], s["merger_lr"],
-                                            s["weight_decay"])
+                groups = optim.param_groups(self.model, s.learning_rate, s.vision_lr, s.merger_lr, s.weight_decay)
                 optimizer_cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
                 kwargs.pop("lr", None)
                 self.optimizer = optimizer_cls(groups, **kwargs)
@@ -208,21 +208,22 @@ def make_trainer_class():
     return TinyRSTrainer
 
 
-def training_arguments(settings: dict, checkpoint_dir: Path):
+def training_arguments(settings: SftSettings, checkpoint_dir: Path):
+    """The one translation of an SFT stage's settings into transformers' ``TrainingArguments``."""
     import torch
     from transformers import TrainingArguments
 
     return TrainingArguments(
         **runtime.trainer_arguments(settings, checkpoint_dir),
-        per_device_train_batch_size=settings["per_device_batch_size"],
+        per_device_train_batch_size=settings.per_device_batch_size,
         gradient_accumulation_steps=grad_accumulation(settings),
-        weight_decay=settings["weight_decay"],
-        warmup_steps=settings["warmup_ratio"],
-        lr_scheduler_type=settings["lr_scheduler"],
-        tf32=settings["tf32"] and torch.cuda.is_available(),
-        dataloader_num_workers=settings["dataloader_workers"],
-        train_sampling_strategy="group_by_length" if settings["group_by_length"] else "random",
-        use_liger_kernel=use_liger(settings["liger_kernel"]),
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup_ratio,
+        lr_scheduler_type=settings.lr_scheduler,
+        tf32=settings.tf32 and torch.cuda.is_available(),
+        dataloader_num_workers=settings.dataloader_workers,
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
+        use_liger_kernel=use_liger(settings.liger_kernel),
     )
 
 
@@ -244,23 +245,23 @@ def use_liger(requested: bool) -> bool:
     return True
 
 
-def build_trainer(settings: dict, init_model: str, manifest_path: str, checkpoint_dir: str, callbacks: list):
+def build_trainer(settings: SftSettings, init_model: str, manifest_path: str, checkpoint_dir: str,
+                  callbacks: list):
     """The trainer of ``init_model`` on the manifest, with frozen parts, prompts and batching as configured."""
     from tinyrs.data.manifest import open_manifest
 
-    processor = load_processor(init_model, settings["min_pixels"], settings["max_pixels"])
-    model = load_model(init_model, attn_implementation=settings["attn_implementation"], for_training=True)
+    processor = load_processor(init_model, settings.min_pixels, settings.max_pixels)
+    model = load_model(init_model, attn_implementation=settings.attn_implementation, for_training=True)
     model.config.use_cache = False
-    trainable = optim.apply_freezing(model, settings["freeze_llm"], settings["freeze_vision_tower"],
-                                     settings["tune_merger"])
-    encoder = SampleEncoder(processor, chat.system_prompt(settings["chat"], settings["system_prompt"]),
-                            settings["max_length"])
+    trainable = optim.apply_freezing(model, settings.freeze_llm, settings.freeze_vision_tower, settings.tune_merger)
+    encoder = SampleEncoder(processor, chat.system_prompt(settings.chat.to_dict(), settings.system_prompt),
+                            settings.max_length)
     pad_id = processor.tokenizer.pad_token_id
     trainer = make_trainer_class()(
         model=model,
         args=training_arguments(settings, Path(checkpoint_dir)),
         train_dataset=ManifestDataset(open_manifest(manifest_path), encoder),
-        data_collator=lambda samples: collate(samples, pad_id, settings["padding_free"]),
+        data_collator=lambda samples: collate(samples, pad_id, settings.padding_free),
         processing_class=processor,
         callbacks=callbacks,
     )
@@ -277,7 +278,7 @@ def summarize(trainer) -> dict:
             "tokens_per_second": median_logged(trainer.state.log_history, "tokens_per_second")}
 
 
-def train(settings: dict, init_model: str, manifest_path: str, out_dir: str, checkpoint_dir: str) -> dict:
+def train(settings: SftSettings, init_model: str, manifest_path: str, out_dir: str, checkpoint_dir: str) -> dict:
     """Train ``init_model`` on the manifest; write an HF model directory and, last, its manifest."""
     return runtime.train_stage(build_trainer, summarize, settings, init_model, manifest_path, out_dir, checkpoint_dir)
 
