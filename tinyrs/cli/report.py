@@ -48,7 +48,7 @@ def report_command(args: argparse.Namespace) -> int:
         stages = config["eval"]["stages"]
     else:
         raise ConfigError("tinyrs report: give --settings, --stages or --config")
-    expected = config["eval"]["tasks"] if config else None
+    expected = eval_tasks(config) if config else None
     external = {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external_models(config).items()
                 if name in stages} if config else {}
     external.update(settings.get("external", {}))
