@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dry_runs import planned_jobs
+from dry_runs import planned_jobs, planned_resources
+from test_workflow import make_site
 
 from tinyrs.config import ConfigError, eval_tasks, load_config, stage_settings, stages
 from tinyrs.grpo.rewards import REWARDS
@@ -107,3 +108,18 @@ def test_geovlm_dry_run_plans_sft_and_grpo_and_no_pretrain_or_cot(repo_root, tmp
     assert jobs["eval_task"] == 3 * 7                      # base, sft, grpo x the 7 GeoVLM-R1 tasks
     assert f"--init {workdir}/models/sft/tinyrs_manifest.json --data {workdir}/hub/grpo" in result.stdout
     assert f"{workdir}/models/pretrain" not in result.stdout and f"{workdir}/models/cot" not in result.stdout
+
+
+def test_geovlm_on_a_site_as_docs_say(repo_root, tmp_path, monkeypatch):
+    """docs/recipes.md's command: `tinyrs run --profile <site> --configfile config.yaml recipes/geovlm-r1.yaml
+    <site>/site.yaml -n`; the paper's GPU counts (8 for SFT, 4 for GRPO) reach the SLURM requests."""
+    monkeypatch.setenv("PATH", f"{repo_root / 'tests' / 'slurm' / 'bin'}:{Path(sys.executable).parent}:"
+                               f"{os.environ['PATH']}")
+    site = make_site(repo_root, tmp_path, account="proj42", partition="batch")
+    result = subprocess.run(["timeout", "-k", "10", "300", str(Path(sys.executable).parent / "tinyrs"), "run",
+                             "--profile", str(site), "-n", "--configfile", *GEOVLM, str(site / "site.yaml"),
+                             "--config", f"workdir={tmp_path}/w"], cwd=repo_root, capture_output=True, text=True)
+    jobs = planned_jobs(result)
+    assert jobs["sft"] == 1 and jobs["grpo"] == 1 and "pretrain" not in jobs and "cot" not in jobs
+    gres = {rule: resources["gres"] for rule, resources in planned_resources(result) if rule in ("sft", "grpo")}
+    assert gres == {"sft": "gpu:h100:8", "grpo": "gpu:h100:4"}
