@@ -35,7 +35,7 @@ def _external(values: list[str]) -> dict[str, str]:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from tinyrs.config import ConfigError, external_models, load_config, read_settings
+    from tinyrs.config import ConfigError, eval_tasks, external_models, load_config, read_settings
     from tinyrs.report import write_report
 
     config = load_config(args.config) if args.config else None
