@@ -145,6 +145,8 @@ def _eval_column_problems(config: dict) -> list[tuple[list, str]]:
     """Every entry of eval.stages is the base model or a stage, with a prompt style, or a published model."""
     problems = []
     section, known = config["eval"], model_stages(config)
+    if not eval_tasks(config):
+        problems.append((["eval", "tasks"], "every task is dropped (null): keep or add at least one"))
     styles, external = section["prompt_style"], section["external_models"]
     for stage in section["stages"]:
         if stage in known:
@@ -324,6 +326,11 @@ def typed_stage_settings(config: dict, stage: str) -> StageSettings:
     return stage_kind(config, stage).settings.from_dict(stage_settings(config, stage), f"stages.{stage}")
 
 
+def eval_tasks(config: dict) -> dict[str, dict]:
+    """The eval tasks, by key, in order (an overlay drops a task by setting it to null, as a stage)."""
+    return {key: task for key, task in config["eval"]["tasks"].items() if task is not None}
+
+
 def external_models(config: dict) -> dict[str, dict]:
     """The published checkpoints evaluated: the keys of eval.external_models named in eval.stages, in that order."""
     catalogue = config["eval"]["external_models"]
@@ -334,6 +341,7 @@ def eval_settings(config: dict, stage: str) -> dict:
     """The eval settings of one report column: a pipeline stage, or a published model (eval.external_models)."""
     section = config["eval"]
     settings = {k: v for k, v in section.items() if k not in ("prompt_style", "stages", "external_models")}
+    settings["tasks"] = eval_tasks(config)
     external = section["external_models"].get(stage) if stage not in model_stages(config) else None
     if external:
         settings["prompt_style"] = external["prompt_style"]

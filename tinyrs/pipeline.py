@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable
 
-from tinyrs.config import external_models, hub_mirror, reward_curve_stage, stage_kind, stages, workflow_settings
+from tinyrs.config import (eval_tasks, external_models, hub_mirror, reward_curve_stage, stage_kind, stages,
+                           workflow_settings)
 from tinyrs.paths import WorkPaths, mirror_dir
 
 # The rules that can write <column>/<task>.metrics.json: one job per column (all its tasks, the model loaded once),
@@ -54,8 +55,8 @@ class Pipeline:
         self.stages = stages(config)
         self.rewarded = reward_curve_stage(config)   # the GRPO stage whose rewards the report plots, or None
         self.columns = config["eval"]["stages"]
-        self.tasks = list(config["eval"]["tasks"])
-        self.families = sorted({task["family"] for task in config["eval"]["tasks"].values()})
+        self.tasks = list(eval_tasks(config))
+        self.families = sorted({task["family"] for task in eval_tasks(config).values()})
         # the demo's stand-ins for published models: folder in its mirror -> the model's name
         self.stand_ins = {mirror_dir(self.mirror, spec["repo"]).name: name
                           for name, spec in self.external.items()} if self.demo else {}

@@ -59,7 +59,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def score_command(args: argparse.Namespace) -> int:
-    from tinyrs.config import load_config, read_settings
+    from tinyrs.config import eval_tasks, load_config, read_settings
     from tinyrs.eval.runner import score_predictions
     from tinyrs.eval.tasks import select_tasks, task_registry
     from tinyrs.io import write_json
@@ -70,7 +70,7 @@ def score_command(args: argparse.Namespace) -> int:
         meta = {key: settings.get(key) for key in ("stage", "prompt_style", "backend")}
     else:
         config = load_config(args.config)
-        tasks, chat, meta = config["eval"]["tasks"], config["chat"], {}
+        tasks, chat, meta = eval_tasks(config), config["chat"], {}
     (task,) = select_tasks(task_registry(tasks), [args.task])
     rows, skipped_bad_lines = _prediction_rows(args.predictions, args.skip_bad_lines)
     meta.update(predictions=args.predictions, skipped_bad_lines=skipped_bad_lines)

@@ -35,7 +35,7 @@ def _external(values: list[str]) -> dict[str, str]:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from tinyrs.config import ConfigError, external_models, load_config, read_settings
+    from tinyrs.config import ConfigError, eval_tasks, external_models, load_config, read_settings
     from tinyrs.report import write_report
 
     config = load_config(args.config) if args.config else None
@@ -48,7 +48,7 @@ def report_command(args: argparse.Namespace) -> int:
         stages = config["eval"]["stages"]
     else:
         raise ConfigError("tinyrs report: give --settings, --stages or --config")
-    expected = config["eval"]["tasks"] if config else None
+    expected = eval_tasks(config) if config else None
     external = {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external_models(config).items()
                 if name in stages} if config else {}
     external.update(settings.get("external", {}))
