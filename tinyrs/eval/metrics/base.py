@@ -64,3 +64,17 @@ def count(rows: list[dict], key: str) -> int:
 def lenient_per_row(rows: list[dict]) -> tuple[int, int]:
     """The lenient column counted over rows, one verdict each (every metric but grounding)."""
     return len(rows), count(rows, "correct_lenient")
+
+
+NO_CLASS = "\x00"  # a NUL character: never a word nor a label of a real answer
+
+
+def indicator_matrices(predicted: list[list[str]], truth: list[list[str]]):
+    """``(truth, predicted)`` as scikit-learn multi-label indicator matrices over one label set.
+
+    The label set has one class no sample has: with a single class the matrix would read as binary, not
+    multi-label; an all-zero column changes no per-sample value."""
+    from sklearn.preprocessing import MultiLabelBinarizer
+
+    binarizer = MultiLabelBinarizer().fit(predicted + truth + [[NO_CLASS]])
+    return binarizer.transform(truth), binarizer.transform(predicted)

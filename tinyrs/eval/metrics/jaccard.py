@@ -11,11 +11,10 @@ import re
 
 from tinyrs.answers import normalize_text
 from tinyrs.eval.lenient import reference_answer_text
-from tinyrs.eval.metrics.base import Aggregate, Metric, Problem, count, entry
+from tinyrs.eval.metrics.base import Aggregate, Metric, Problem, count, entry, indicator_matrices
 
 PRIMARY, LENIENT = "jaccard", "jaccard_lenient"
 _WORD = re.compile(r"\w+")
-NO_CLASS = "\x00"  # never a word: words are \w runs
 
 
 def words(text: str | None) -> list[str]:
@@ -25,13 +24,8 @@ def words(text: str | None) -> list[str]:
 def mean_jaccard(predicted: list[list[str]], truth: list[list[str]]) -> float:
     """The sample-averaged Jaccard index of word lists (scikit-learn), in [0, 1]."""
     from sklearn.metrics import jaccard_score
-    from sklearn.preprocessing import MultiLabelBinarizer
 
-    # plus a class no sample has: with a single class the indicator matrix would read as binary, not
-    # multi-label; an all-zero column changes no per-sample value
-    binarizer = MultiLabelBinarizer().fit(predicted + truth + [[NO_CLASS]])
-    return float(jaccard_score(binarizer.transform(truth), binarizer.transform(predicted), average="samples",
-                               zero_division=0))
+    return float(jaccard_score(*indicator_matrices(predicted, truth), average="samples", zero_division=0))
 
 
 def truth_problem(task, answer: str, types) -> Problem | None:

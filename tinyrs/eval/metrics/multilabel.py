@@ -11,23 +11,18 @@ from __future__ import annotations
 
 from tinyrs.answers import split_labels
 from tinyrs.eval.lenient import reference_answer_text
-from tinyrs.eval.metrics.base import Aggregate, Metric, Problem, count, entry
+from tinyrs.eval.metrics.base import Aggregate, Metric, Problem, count, entry, indicator_matrices
 
 PRIMARY, LENIENT = "f1", "f1_lenient"
 SCORES = ("precision", "recall", "f1")
-NO_CLASS = "\x00"  # a NUL character: the label of no real answer
 
 
 def label_scores(predicted: list[list[str]], truth: list[list[str]]) -> dict[str, float]:
     """Sample-averaged precision, recall and F1 of label lists (scikit-learn), in [0, 1]."""
     from sklearn.metrics import precision_recall_fscore_support
-    from sklearn.preprocessing import MultiLabelBinarizer
 
-    # plus a class no sample has: with a single class the indicator matrix would read as binary, not
-    # multi-label; an all-zero column changes no per-sample value
-    binarizer = MultiLabelBinarizer().fit(predicted + truth + [[NO_CLASS]])
     precision, recall, f1, _ = precision_recall_fscore_support(
-        binarizer.transform(truth), binarizer.transform(predicted), average="samples", zero_division=0)
+        *indicator_matrices(predicted, truth), average="samples", zero_division=0)
     return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
 
 
