@@ -230,6 +230,33 @@ def test_tinyrs_run_checks_a_profiles_overlays_and_then_is_snakemake(tmp_path):
     assert _tinyrs_run("--profile", str(profile), "-n", "no_such_target").returncode == 1
 
 
+MOVED = [("grpo: {beta: 0.1}\n",
+          "`grpo` was renamed: put these settings under `grpo_defaults` (all GRPO stages) or `stages.grpo`"),
+         ("resources: {account: proj42}\n",
+          "`resources.account` moved to the site profile: set `slurm_account` under `default-resources` in "
+          "profiles/<site>/config.yaml")]
+
+
+@pytest.mark.parametrize("text, message", MOVED)
+def test_config_check_says_where_a_moved_key_went(tmp_path, text, message):
+    overlay = _overlay(tmp_path, text)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "tinyrs.cli", "config", "check", "--config", str(CONFIG),
+                             "--config", str(overlay)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{overlay}: {message}" in result.stderr
+    assert "unknown key" not in result.stderr
+
+
+@pytest.mark.parametrize("text, message", MOVED)
+def test_tinyrs_run_says_where_a_moved_key_went(tmp_path, text, message):
+    overlay = _overlay(tmp_path, text)
+    result = _tinyrs_run("--profile", "profiles/demo", "--configfile", str(overlay), "-n")
+    assert result.returncode == 2
+    assert f"{overlay}: {message}" in result.stderr
+    assert "Building DAG" not in result.stdout + result.stderr
+
+
 def test_snakemake_global_batch_not_divisible_by_per_device_batch_is_a_config_error(tmp_path):
     overlay = _overlay(tmp_path, "train_defaults: {global_batch_size: 100}\n")
     result = _snakemake_dry_run(ROOT, "--configfile", str(CONFIG), str(overlay), "--config", f"workdir={tmp_path}/w")

@@ -27,6 +27,13 @@ BASE = "base"                       # the base model: the init of the first stag
 RESERVED_NAMES = (BASE, "eval")     # not stage names: the base model; resources.jobs.eval
 API_KEY_SUFFIX = "_API_KEY"  # a judge's api_key_env must end so, or be listed in its allowed_key_envs
 DATA_CHECKS = ("check_images", "max_rejected_fraction", "allow_empty")  # data.* keys every list's settings carry
+# Keys that earlier configs had, by dotted name, and where their settings went: an overlay still setting one is
+# refused as an unknown key would be, with this instead of "unknown key".
+MOVED_KEYS = {
+    "grpo": "was renamed: put these settings under `grpo_defaults` (all GRPO stages) or `stages.grpo`",
+    "resources.account": "moved to the site profile: set `slurm_account` under `default-resources` in "
+                         "profiles/<site>/config.yaml, the account of every job (docs/cluster.md, \"For sites\")",
+}
 
 
 class ConfigError(ValueError):
@@ -95,7 +102,9 @@ def validate(config: dict, layers: list[tuple[str, dict]] | None = None, distrib
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
             for key in extra:
                 dotted = ".".join(map(str, path + [key]))
-                problems.append(f"{_key_origin(path + [key], layers)}: unknown key '{dotted}'")
+                origin = _key_origin(path + [key], layers)
+                problems.append(f"{origin}: `{dotted}` {MOVED_KEYS[dotted]}" if dotted in MOVED_KEYS
+                                else f"{origin}: unknown key '{dotted}'")
             continue
         problems.append(_problem(path, error.message, layers))
     if not problems:  # the checks below read the keys the schema requires
