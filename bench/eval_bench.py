@@ -9,10 +9,13 @@ table. The random model often stops early, so the mean completion length is show
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -28,16 +31,19 @@ def main() -> None:
     import torch
     from PIL import Image
 
+    from tinyrs.config import load_config, typed_eval_settings
     from tinyrs.eval.backends.transformers import TransformersBackend
     from tinyrs.eval.prompts import build_messages, question_text
     from tinyrs.eval.tasks import Task
     from tinyrs.model.tiny import build_tiny_model
+    from tinyrs.settings import ChatSettings
 
     torch.set_num_threads(args.threads)
-    chat = {"system_prompt": "You are a helpful assistant.", "reasoning_system_prompt": "Think first.",
-            "reasoning_tag": "reasoning", "answer_tag": "answer"}
-    settings = {"prompt_style": "tinyrs", "chat": chat, "precision": "fp32", "attn_implementation": "sdpa",
-                "max_new_tokens": args.max_new_tokens}
+    chat = ChatSettings(system_prompt="You are a helpful assistant.", reasoning_system_prompt="Think first.",
+                        reasoning_tag="reasoning", answer_tag="answer")
+    settings = dataclasses.replace(typed_eval_settings(load_config([REPO / "config.yaml"]), "sft"), chat=chat,
+                                   prompt_style="tinyrs", precision="fp32", attn_implementation="sdpa",
+                                   max_new_tokens=args.max_new_tokens)
     task = Task("cls_bench", "cls_bench.json", "accuracy", "classification", "{CLS}")
     classes = ["forest", "harbour", "desert", "farmland", "residential", "airport"]
     with tempfile.TemporaryDirectory() as tmp:

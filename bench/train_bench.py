@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from tinyrs.config import load_config, stage_settings  # noqa: E402
 from tinyrs.model.tiny import QWEN2_VL_2B_ARCH, TINY_ARCH, build_tiny_model  # noqa: E402
+from tinyrs.settings import ChatSettings  # noqa: E402
 
 ARCHES = {"tiny": TINY_ARCH, "2b": QWEN2_VL_2B_ARCH}
 PEAK_BF16_FLOPS = {"H100 80GB HBM3": 989.4e12, "H100 PCIe": 756.0e12, "H200": 989.4e12}  # dense, no sparsity
@@ -82,8 +83,8 @@ def flops_per_token(model_dir: Path, manifest: Path, settings: dict) -> float:
     vision_per_patch = patch_in * dv + lv * (4 * dv * dv + 2 * dv * dv * vision.mlp_ratio) + (
         (dv * merge) ** 2 + dv * merge * d) / merge
     processor = load_processor(model_dir, settings["min_pixels"], settings["max_pixels"])
-    encoder = SampleEncoder(processor, chat.system_prompt(settings["chat"], settings["system_prompt"]),
-                            settings["max_length"])
+    system = chat.system_prompt(ChatSettings.from_dict(settings["chat"], "chat"), settings["system_prompt"])
+    encoder = SampleEncoder(processor, system, settings["max_length"])
     rows = open_manifest(manifest)
     total_flops = total_tokens = 0.0
     for index in range(len(rows)):

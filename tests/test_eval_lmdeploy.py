@@ -23,16 +23,18 @@ feature dtype of lmdeploy's new-style preprocessors, which Qwen2-VL's (legacy) p
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tinyrs.chat import prompt_messages, render, system_prompt
-from tinyrs.config import eval_settings, load_config
+from tinyrs.config import load_config, typed_eval_settings
 from tinyrs.eval.backends.lmdeploy import DTYPES, chat_template_config, image_block, lmdeploy_prompts
 from tinyrs.eval.prompts import STYLES, build_messages, question_text
 from tinyrs.eval.tasks import task_registry
 from tinyrs.model.load import load_processor
+from tinyrs.settings import EvalSettings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,12 +49,12 @@ SAMPLES = [
 ]
 
 
-def _messages(settings: dict, task_key: str, question: str, n_images: int) -> list[dict]:
+def _messages(settings: EvalSettings, task_key: str, question: str, n_images: int) -> list[dict]:
     """The eval prompt, built as ``tinyrs.eval.runner`` builds it (several images: the same turn, more images)."""
-    query = question_text(question, task_registry(settings["tasks"])[task_key], settings)
+    query = question_text(question, task_registry(settings.tasks)[task_key], settings)
     if n_images == 1:
         return build_messages(query, settings)
-    return prompt_messages(query, system_prompt(settings["chat"], STYLES[settings["prompt_style"]][1]), n_images)
+    return prompt_messages(query, system_prompt(settings.chat, STYLES[settings.prompt_style][1]), n_images)
 
 
 def _images(sizes):
@@ -136,7 +138,7 @@ def test_lmdeploy_input_ids_equal_the_processors(case, config, processor, lmdepl
     from lmdeploy.vl.constants import IMAGE_TOKEN
 
     _, stage, task_key, question, sizes = case
-    messages, images = _messages(eval_settings(config, stage), task_key, question, len(sizes)), _images(sizes)
+    messages, images = _messages(typed_eval_settings(config, stage), task_key, question, len(sizes)), _images(sizes)
     text = render(processor, messages, add_generation_prompt=True)
     expected = processor(text=[text], images=images, return_tensors="pt")
     expected_ids = expected["input_ids"][0].tolist()
@@ -178,7 +180,7 @@ def test_a_wrong_image_block_is_caught(config, processor, lmdeploy_side):
     """The comparison above is sharp: marking only ``<|image_pad|>`` (not the whole block) gives other ids."""
     from lmdeploy.vl.constants import IMAGE_TOKEN
 
-    messages, images = build_messages("{CLS} What is this?", eval_settings(config, "sft")), _images([(150, 90)])
+    messages, images = build_messages("{CLS} What is this?", typed_eval_settings(config, "sft")), _images([(150, 90)])
     text = render(processor, messages, add_generation_prompt=True)
     expected_ids = processor(text=[text], images=images, return_tensors="pt")["input_ids"][0].tolist()
     wrong = [(text.replace(processor.image_token, IMAGE_TOKEN), images)]
@@ -212,7 +214,7 @@ def test_generate_calls_pipeline_infer(tiny_model_dir, config, processor, monkey
         return FakePipeline()
 
     monkeypatch.setattr(lmdeploy, "pipeline", fake_pipeline)
-    settings = {**eval_settings(config, "sft"), "max_new_tokens": 7}
+    settings = replace(typed_eval_settings(config, "sft"), max_new_tokens=7)
     backend = LMDeployBackend(tiny_model_dir, settings)
     batch = [(_messages(settings, "cls_aid", "<image>\n{CLS} What is this?", 1), _images([size]))
              for size in [(112, 112), (64, 200)]]

@@ -11,8 +11,9 @@ from tinyrs.eval import metrics
 from tinyrs.eval.metrics import METRICS, Aggregate, Metric
 from tinyrs.eval.scoring import aggregate, ground_truth_problem, metric_names, score_row
 from tinyrs.eval.tasks import Task, task_from_entry
+from tinyrs.settings import ChatSettings
 
-CHAT = {"reasoning_tag": "reasoning", "answer_tag": "answer"}
+CHAT = ChatSettings(system_prompt="", reasoning_system_prompt="", reasoning_tag="reasoning", answer_tag="answer")
 
 
 def test_the_schema_names_exactly_the_registered_metrics():

@@ -9,8 +9,9 @@ import pytest
 from tinyrs.eval.metrics.meteor import MeteorUnavailable, corpus_meteor
 from tinyrs.eval.scoring import aggregate, ground_truth_problem, score_row
 from tinyrs.eval.tasks import Task
+from tinyrs.settings import ChatSettings
 
-CHAT = {"reasoning_tag": "reasoning", "answer_tag": "answer"}
+CHAT = ChatSettings(system_prompt="", reasoning_system_prompt="", reasoning_tag="reasoning", answer_tag="answer")
 
 
 def run(metric: str, pairs, answer_boxes: str = "normalized", size=None) -> dict:

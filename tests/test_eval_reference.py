@@ -6,6 +6,8 @@ derivation. None is computed with the code under test. Where the strict column d
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tinyrs.eval import lenient
@@ -20,8 +22,9 @@ from tinyrs.eval.lenient import (
 from tinyrs.eval.runner import score_predictions
 from tinyrs.eval.scoring import aggregate, ground_truth_problem, score_row
 from tinyrs.eval.tasks import LHRS_TYPES, Task
+from tinyrs.settings import ChatSettings
 
-CHAT = {"reasoning_tag": "reasoning", "answer_tag": "answer"}
+CHAT = ChatSettings(system_prompt="", reasoning_system_prompt="", reasoning_tag="reasoning", answer_tag="answer")
 CLS = Task("cls", "cls.json", "accuracy", "classification", "{CLS}")
 VQA = Task("vqa", "vqa.json", "accuracy", "vqa", "{VQA}")
 LHRS = Task("lhrs", "lhrs.json", "lhrs_accuracy", "lhrs")
@@ -87,7 +90,7 @@ def test_extraction_uses_the_configured_tags():
     text = "<think>r</think><final>x</final>"
     assert reference_answer_text(text, "think", "final") == "x"
     assert reference_answer_text(text) == text
-    chat = {"reasoning_tag": "think", "answer_tag": "final"}
+    chat = replace(CHAT, reasoning_tag="think", answer_tag="final")
     # the whole text "<think>r</think><final>forest</final>" is no substring of "forest"; "forest" is
     row = {"pred": "<think>r</think><final>forest</final>", "answer": "forest"}
     assert score_row(CLS, row, chat)["correct_lenient"] is True and score_row(CLS, row, CHAT)["correct_lenient"] is False

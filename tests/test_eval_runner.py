@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tinyrs.cli import eval as eval_cli
-from tinyrs.config import eval_settings, load_config, settings_text
+from tinyrs.config import load_config, settings_text, typed_eval_settings
 from tinyrs.eval.backends.base import Backend
 from tinyrs.eval.runner import Shard, merge_shards, run_eval
 from tinyrs.io import DataError, read_json, read_jsonl
+from tinyrs.settings import ChatSettings, EvalSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = {
@@ -43,11 +45,10 @@ def model_dir(tiny_model_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def settings() -> dict:
+def settings() -> EvalSettings:
     config = load_config([ROOT / "config.yaml"])
-    settings = eval_settings(config, "sft")
-    settings.update(tasks=TASKS, batch_size=2, max_new_tokens=8, precision="fp32", attn_implementation="sdpa")
-    return settings
+    return replace(typed_eval_settings(config, "sft"), tasks=TASKS, batch_size=2, max_new_tokens=8, precision="fp32",
+                   attn_implementation="sdpa")
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +131,7 @@ def test_resume_after_a_torn_last_line(settings, model_dir, data_root, tmp_path,
     (out / "cls.metrics.json").unlink()
 
     backend = CountingBackend(transformers_backend)
-    resumed = {**settings, "batch_size": 3}  # a different batch size does not invalidate finished lines
+    resumed = replace(settings, batch_size=3)  # a different batch size does not invalidate finished lines
     document = _run(resumed, model_dir, data_root, out, backend, ["cls"])["cls"]
     assert backend.prompts == 2  # samples 3 and 4; sample 2 has no image
     rows = [json.loads(line) for line in predictions.read_text().splitlines()]
@@ -162,7 +163,7 @@ def test_changed_settings_start_over(settings, model_dir, data_root, tmp_path, t
     out = tmp_path / "out"
     _run(settings, model_dir, data_root, out, CountingBackend(transformers_backend), ["cls"])
     backend = CountingBackend(transformers_backend)
-    document = _run({**settings, "prompt_style": "plain"}, model_dir, data_root, out, backend, ["cls"])["cls"]
+    document = _run(replace(settings, prompt_style="plain"), model_dir, data_root, out, backend, ["cls"])["cls"]
     assert backend.prompts == 4 and document["prompt_style"] == "plain"
     assert {row["query"] for row in read_jsonl(out / "cls.jsonl")} == {"What is the scene?"}
 
@@ -189,7 +190,7 @@ def _cli(argv: list[str]) -> int:
 
 def test_cli_run_and_rescore(settings, model_dir, data_root, tmp_path):
     settings_file = tmp_path / "eval-sft.json"
-    settings_file.write_text(settings_text(settings))
+    settings_file.write_text(settings_text(settings.to_dict()))
     out = tmp_path / "out"
     assert _cli(["eval", "run", "--settings", str(settings_file), "--model", str(model_dir),
                  "--data-root", str(data_root), "--out-dir", str(out), "--tasks", "vg,lhrs"]) == 0
@@ -231,7 +232,7 @@ def test_rescoring_counts_rows_it_cannot_score():
     from tinyrs.eval.tasks import Task
 
     task = Task("vg", "vg.json", "grounding", "grounding")
-    chat = {"reasoning_tag": "reasoning", "answer_tag": "answer"}
+    chat = ChatSettings(system_prompt="", reasoning_system_prompt="", reasoning_tag="reasoning", answer_tag="answer")
     rows = [{"index": 0, "pred": "[[0, 0, 500, 500]]", "answer": "[[0, 0, 500, 500]]", "size": [10, 10]},
             {"index": 1, "answer": "[[0, 0, 500, 500]]", "size": [10, 10]},
             {"index": 2, "pred": "[[0, 0, 500, 500]]", "answer": "[[0, 0, 500, 500]]"},

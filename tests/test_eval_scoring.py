@@ -8,8 +8,9 @@ from tinyrs.grpo.rewards.boxes import detection_f1_reward, detection_reward
 from tinyrs.eval.lenient import reference_closed_match, reference_lhrs_match
 from tinyrs.eval.scoring import aggregate, ground_truth_problem, score_row, size_bucket
 from tinyrs.eval.tasks import Task
+from tinyrs.settings import ChatSettings
 
-CHAT = {"reasoning_tag": "reasoning", "answer_tag": "answer"}
+CHAT = ChatSettings(system_prompt="", reasoning_system_prompt="", reasoning_tag="reasoning", answer_tag="answer")
 CLS = Task("cls", "cls.json", "accuracy", "classification", "{CLS}")
 VG = Task("vg", "vg.json", "grounding", "grounding", "{VG}")
 VG_PIXELS = Task("vg_px", "vg.json", "grounding", "grounding", "{VG}", answer_boxes="pixels")

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tinyrs.config import ConfigError, eval_settings, load_config
+from tinyrs.config import ConfigError, load_config, typed_eval_settings
 from tinyrs.eval.prompts import build_messages, question_text
 from tinyrs.eval.records import load_samples
 from tinyrs.eval.tasks import Task, select_tasks, task_registry
@@ -21,7 +22,7 @@ def config() -> dict:
 
 
 def test_registry_holds_the_twelve_configured_tasks(config):
-    registry = task_registry(eval_settings(config, "sft")["tasks"])
+    registry = task_registry(typed_eval_settings(config, "sft").tasks)
     assert len(registry) == 12
     assert registry["cls_aid"] == Task("cls_aid", "cls_AID.json", "accuracy", "classification", "{CLS}")
     assert registry["rs_vg"].answer_boxes == "pixels" and registry["rs_vg"].metric == "grounding"
@@ -49,10 +50,6 @@ def test_unknown_task_key_is_an_error(config):
 
 # --- prompt styles -------------------------------------------------------------------------------------------------
 
-def _settings(config: dict, stage: str) -> dict:
-    return eval_settings(config, stage)
-
-
 def _texts(messages: list[dict]) -> tuple[str | None, list[dict]]:
     system = messages[0]["content"][0]["text"] if messages[0]["role"] == "system" else None
     return system, messages[-1]["content"]
@@ -64,9 +61,9 @@ def _texts(messages: list[dict]) -> tuple[str | None, list[dict]]:
     ("cot", "reasoning", True, "reasoning_system_prompt"),
 ])
 def test_prompt_styles(config, stage, style, prefixed, system_key):
-    settings = _settings(config, stage)
-    assert settings["prompt_style"] == style
-    task = task_registry(settings["tasks"])["cls_aid"]
+    settings = typed_eval_settings(config, stage)
+    assert settings.prompt_style == style
+    task = task_registry(settings.tasks)["cls_aid"]
     query = question_text("<image>\nWhat is this scene?", task, settings)
     assert query == ("{CLS} What is this scene?" if prefixed else "What is this scene?")
     system, content = _texts(build_messages(query, settings))
@@ -75,14 +72,14 @@ def test_prompt_styles(config, stage, style, prefixed, system_key):
 
 
 def test_style_never_duplicates_a_prefix_already_in_the_data(config):
-    settings = _settings(config, "sft")
-    task = task_registry(settings["tasks"])["vqa_LR-pre"]
+    settings = typed_eval_settings(config, "sft")
+    task = task_registry(settings.tasks)["vqa_LR-pre"]
     assert question_text("{VQA} Is there a road?", task, settings) == "{VQA} Is there a road?"
-    assert question_text("{VQA} Is there a road?", task, _settings(config, "base")) == "Is there a road?"
+    assert question_text("{VQA} Is there a road?", task, typed_eval_settings(config, "base")) == "Is there a road?"
 
 
 def test_unknown_style_is_an_error(config):
-    settings = {**_settings(config, "sft"), "prompt_style": "fancy"}
+    settings = replace(typed_eval_settings(config, "sft"), prompt_style="fancy")
     with pytest.raises(ValueError, match="prompt_style"):
         build_messages("q", settings)
 

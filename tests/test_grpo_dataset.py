@@ -9,6 +9,7 @@ from PIL import Image
 
 from tinyrs import chat
 from tinyrs.config import load_config, stage_settings
+from tinyrs.settings import GrpoSettings
 from tinyrs.grpo.dataset import load_grpo_dataset, prompt_tokens, with_system_prompt
 from tinyrs.io import DataError
 from tinyrs.model.load import load_processor
@@ -51,13 +52,18 @@ def processor(tiny_model_dir):
 
 @pytest.fixture
 def settings():
+    """The settings file's dict, which tests edit; ``typed`` builds the loader's settings from it."""
     settings = copy.deepcopy(stage_settings(load_config([CONFIG]), "grpo"))
     settings.update(min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
     return settings
 
 
+def typed(settings: dict) -> GrpoSettings:
+    return GrpoSettings.from_dict(settings, "test settings")
+
+
 def rendered(settings: dict, prompt: list[dict]) -> list[dict]:
-    return with_system_prompt(prompt, chat.system_prompt(settings["chat"], "reasoning"))
+    return with_system_prompt(prompt, chat.system_prompt(typed(settings).chat, "reasoning"))
 
 
 @pytest.mark.parametrize("size", [(56, 56), (224, 224), (100, 60), (640, 480)])
@@ -81,7 +87,7 @@ def test_long_prompts_are_skipped_and_counted(tmp_path, processor, settings):
         row(image(6000, 28)),  # an aspect ratio over 200, which the processor refuses
     ])
     settings["max_prompt_length"] = short  # a limit is inclusive: a prompt of exactly that length is kept
-    dataset, report = load_grpo_dataset(path, settings, processor)
+    dataset, report = load_grpo_dataset(path, typed(settings), processor)
     assert report["skipped"] == {"prompt_too_long": 1, "unknown_answer_type": 1, "missing_image": 1,
                                  "image_shape_unusable": 1}
     assert (report["rows"], report["kept"], report["answer_types"]) == (6, 2, {"1": 1, "2": 1})
@@ -89,7 +95,7 @@ def test_long_prompts_are_skipped_and_counted(tmp_path, processor, settings):
     assert all(r["prompt"][0]["role"] == "system" for r in dataset)
 
     settings["max_prompt_length"] = long
-    assert load_grpo_dataset(path, settings, processor)[1]["kept"] == 3
+    assert load_grpo_dataset(path, typed(settings), processor)[1]["kept"] == 3
 
 
 def test_a_task_column_routes_rewards_by_task(tmp_path, processor, settings):
@@ -101,7 +107,7 @@ def test_a_task_column_routes_rewards_by_task(tmp_path, processor, settings):
     train = load_from_disk(path)["train"].add_column("task", ["classification", "scene", None])
     DatasetDict({"train": train}).save_to_disk(str(tmp_path / "with_task"))
     settings["rewards"]["by_task"] = {"classification": {"recall": 1.0}}
-    dataset, report = load_grpo_dataset(str(tmp_path / "with_task"), settings, processor)
+    dataset, report = load_grpo_dataset(str(tmp_path / "with_task"), typed(settings), processor)
     assert report["reward_routes"] == {"task:classification": 1, "unmapped_task:scene": 1, "2": 1, "1": 1}
     assert dataset["task"] == ["classification", "scene", None]   # kept for TRL to hand to the rewards
 
@@ -110,7 +116,7 @@ def test_a_limit_below_every_row_is_a_clear_error(tmp_path, processor, settings)
     path = write_dataset(tmp_path / "grpo", [row(image(56, 56)), row(image(224, 224))])
     settings["max_prompt_length"] = 1
     with pytest.raises(ValueError, match="no usable GRPO rows") as err:
-        load_grpo_dataset(path, settings, processor)
+        load_grpo_dataset(path, typed(settings), processor)
     assert path in str(err.value) and "'prompt_too_long': 2" in str(err.value)
 
 
@@ -121,4 +127,4 @@ def test_a_dataset_without_an_image_column_is_a_clear_error(tmp_path, processor,
     DatasetDict({"train": Dataset.from_dict({"prompt": [r["prompt"] for r in rows],
                                              "solution": [r["solution"] for r in rows]})}).save_to_disk(str(tmp_path))
     with pytest.raises(DataError, match="no 'image' column"):
-        load_grpo_dataset(str(tmp_path), settings, processor)
+        load_grpo_dataset(str(tmp_path), typed(settings), processor)

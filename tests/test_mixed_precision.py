@@ -50,7 +50,7 @@ def _batch(model_dir, manifest_path, settings: SftSettings) -> dict:
     from tinyrs.sft.batching import SampleEncoder, collate
 
     processor = load.load_processor(model_dir, settings.min_pixels, settings.max_pixels)
-    encoder = SampleEncoder(processor, chat.system_prompt(settings.chat.to_dict(), settings.system_prompt),
+    encoder = SampleEncoder(processor, chat.system_prompt(settings.chat, settings.system_prompt),
                             settings.max_length)
     manifest = open_manifest(manifest_path)
     batch = collate([encoder(manifest[i]) for i in range(16)], processor.tokenizer.pad_token_id)

@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 from tinyrs import chat
-from tinyrs.config import load_config, typed_stage_settings
+from tinyrs.config import load_config, typed_eval_settings, typed_stage_settings
 from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES, family_of
 from tinyrs.model.load import load_model, load_processor
 
@@ -122,11 +122,12 @@ def test_sft_steps_through_the_trainer_lower_the_loss(repo_root, tiny_model_of, 
 
 
 @EACH_FAMILY
-def test_generation_through_the_transformers_eval_backend(tiny_model_of, family, image):
+def test_generation_through_the_transformers_eval_backend(repo_root, tiny_model_of, family, image):
     from tinyrs.eval.backends.base import make_backend
 
-    backend = make_backend({"backend": "transformers", "precision": "fp32", "attn_implementation": "sdpa",
-                            "max_new_tokens": 6}, tiny_model_of(family))
+    settings = typed_eval_settings(load_config([repo_root / "config.yaml"]), "sft")
+    backend = make_backend(dataclasses.replace(settings, backend="transformers", precision="fp32",
+                                               attn_implementation="sdpa", max_new_tokens=6), tiny_model_of(family))
     batch = [(chat.prompt_messages(question, "Be brief."), [Image.open(image(size, f"{n}.jpg"))])
              for n, (question, size) in enumerate((("{CLS} What is it?", (112, 112)),
                                                    ("{VQA} Is there a ship in the harbour?", (224, 112))))]

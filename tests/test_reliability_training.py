@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -21,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tinyrs.config import eval_settings, load_config, settings_text, stage_settings
+from tinyrs.config import load_config, settings_text, stage_settings, typed_eval_settings
 from tinyrs.io import read_json, read_manifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,8 +82,6 @@ def manifest_with_corrupt_images(tmp_path_factory) -> Path:
 
 def test_corrupt_images_do_not_kill_sft_training(tmp_path, tiny_model_dir, manifest_with_corrupt_images, capsys):
     """Every corrupt image is a counted skip, named with its record once in the log and in the model manifest."""
-    import dataclasses
-
     from tinyrs.config import typed_stage_settings
     from tinyrs.sft.trainer import train
 
@@ -107,12 +106,12 @@ def test_corrupt_images_do_not_kill_sft_training(tmp_path, tiny_model_dir, manif
 def test_corrupt_images_are_counted_skips_of_the_grpo_dataset(tmp_path, tiny_model_dir):
     from test_grpo_dataset import MAX_PIXELS, MIN_PIXELS, image, row, write_dataset
 
-    from tinyrs.config import stage_settings
+    from tinyrs.config import typed_stage_settings
     from tinyrs.grpo.dataset import load_grpo_dataset
     from tinyrs.model.load import load_processor
 
-    settings = {**stage_settings(load_config([REPO / "config.yaml"]), "grpo"), "min_pixels": MIN_PIXELS,
-                "max_pixels": MAX_PIXELS}
+    settings = dataclasses.replace(typed_stage_settings(load_config([REPO / "config.yaml"]), "grpo"),
+                                   min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
     corrupt_rows = [row({"bytes": content, "path": name}) for name, content in CORRUPT.items()]
     path = write_dataset(tmp_path / "grpo", [row(image(56, 56)), *corrupt_rows])
     dataset, report = load_grpo_dataset(path, settings, load_processor(tiny_model_dir, MIN_PIXELS, MAX_PIXELS))
@@ -143,8 +142,8 @@ def test_corrupt_images_are_counted_skips_in_eval_metrics(tmp_path, capsys):
     names = ["good.png", *CORRUPT]
     (root / "cls.json").write_text(json.dumps([{"image": name, "conversations": [
         {"from": "human", "value": "What is the scene?"}, {"from": "gpt", "value": "forest"}]} for name in names]))
-    settings = {**eval_settings(load_config([REPO / "config.yaml"]), "sft"), "tasks": {"cls": TASKS["cls"]},
-                "batch_size": 2}
+    settings = dataclasses.replace(typed_eval_settings(load_config([REPO / "config.yaml"]), "sft"),
+                                   tasks={"cls": TASKS["cls"]}, batch_size=2)
     document = run_eval(settings, tmp_path / "model", root, tmp_path / "out", backend=Forest())["cls"]
     assert document["n"] == 1 and document == read_json(tmp_path / "out" / "cls.metrics.json")
     assert document["skipped"] == {"image_unreadable": len(CORRUPT)}

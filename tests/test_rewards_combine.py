@@ -8,6 +8,7 @@ from judge_server import JudgeServer
 from tinyrs.config import ConfigError, load_config, stage_settings
 from tinyrs.grpo.rewards import RewardSuite, check_ready, keeps_sample, make_reward_functions
 from tinyrs.io import DataError
+from tinyrs.settings import GrpoSettings
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 KEY_ENV = "TINYRS_TEST_COMBINE_API_KEY"
@@ -21,6 +22,11 @@ def settings(monkeypatch):
     settings = copy.deepcopy(_BASE_SETTINGS)
     settings["judge"]["api_key_env"] = KEY_ENV
     return settings
+
+
+def typed(settings: dict) -> GrpoSettings:
+    """The rewards take a stage's typed settings; the tests edit the settings file's dict, then build them."""
+    return GrpoSettings.from_dict(settings, "test settings")
 
 
 def as_messages(text):
@@ -58,7 +64,7 @@ def test_four_prompts_by_four_generations_are_paired_one_to_one(settings):
             solutions.append(solution)
             expected_accuracy.append(accuracy)
             expected_format.append(1.0 if well_formed else 0.0)
-    format_reward, accuracy_reward = make_reward_functions(settings)
+    format_reward, accuracy_reward = make_reward_functions(typed(settings))
     assert call(format_reward, completions, solutions) == expected_format
     assert call(accuracy_reward, completions, solutions) == pytest.approx(expected_accuracy)
     assert (format_reward.__name__, accuracy_reward.__name__) == ("format_reward", "accuracy_reward")
@@ -67,7 +73,7 @@ def test_four_prompts_by_four_generations_are_paired_one_to_one(settings):
 def test_weights_and_format_weight(settings):
     settings["rewards"]["format_weight"] = 2.0
     settings["rewards"]["by_answer_type"]["1"] = {"closed": 0.5, "jaccard": 0.5}
-    format_reward, accuracy_reward = make_reward_functions(settings)
+    format_reward, accuracy_reward = make_reward_functions(typed(settings))
     completions = ["<reasoning>r</reasoning><answer>red car</answer>", "<answer>Blue car.</answer>"]
     solutions = [["1", "blue car", "q"]] * 2
     assert call(format_reward, completions, solutions) == [2.0, 0.0]
@@ -76,7 +82,7 @@ def test_weights_and_format_weight(settings):
 
 
 def test_completion_shapes(settings):
-    _, accuracy_reward = make_reward_functions(settings)
+    _, accuracy_reward = make_reward_functions(typed(settings))
     completions = [
         "<answer>yes</answer>",
         as_messages("<answer>yes</answer>"),
@@ -89,7 +95,7 @@ def test_completion_shapes(settings):
 
 
 def test_bad_solutions_name_the_row(settings):
-    _, accuracy_reward = make_reward_functions(settings)
+    _, accuracy_reward = make_reward_functions(typed(settings))
     with pytest.raises(DataError, match=r"solution\[1\].*answer_type '7'"):
         call(accuracy_reward, ["yes", "yes"], [["1", "yes", "q"], ["7", "yes", "q"]])
     with pytest.raises(DataError, match=r"solution\[0\]"):
@@ -103,14 +109,14 @@ def test_bad_solutions_name_the_row(settings):
 def test_unknown_or_misplaced_reward_names_are_config_errors(settings):
     settings["rewards"]["by_answer_type"]["1"] = {"closd": 1.0}
     with pytest.raises(ConfigError, match=r"by_answer_type.1.*closd"):
-        make_reward_functions(settings)
+        make_reward_functions(typed(settings))
     settings["rewards"]["by_answer_type"]["1"] = {"format": 1.0}
     with pytest.raises(ConfigError, match="format_weight"):
-        make_reward_functions(settings)
+        make_reward_functions(typed(settings))
 
 
 def test_statistics_per_component_and_log_metric(settings):
-    _, accuracy_reward = make_reward_functions(settings)
+    _, accuracy_reward = make_reward_functions(typed(settings))
     logged = {}
     call(accuracy_reward, ["yes", "no", "[[0, 0, 10, 10]]"],
          [["1", "yes", "q"], ["1", "yes", "q"], ["2", "[[0, 0, 10, 10]]", "q"]],
@@ -123,8 +129,8 @@ def test_statistics_per_component_and_log_metric(settings):
 
 def test_weight_zero_rewards_are_not_computed(settings):
     settings["rewards"]["by_answer_type"]["0"] = {"judge": 0.0, "jaccard": 1.0}
-    assert check_ready(settings, [["0", "ships in a port", "q", ""]]) == {"0": 1}  # no key needed
-    _, accuracy_reward = make_reward_functions(settings)
+    assert check_ready(typed(settings), [["0", "ships in a port", "q", ""]]) == {"0": 1}  # no key needed
+    _, accuracy_reward = make_reward_functions(typed(settings))
     assert call(accuracy_reward, ["ships in a port"], [["0", "ships in a port", "q"]]) == [1.0]
     assert "judge/fallbacks" not in accuracy_reward.suite.summary()
 
@@ -132,7 +138,7 @@ def test_weight_zero_rewards_are_not_computed(settings):
 def test_judge_through_the_trl_function(settings):
     with JudgeServer() as server:
         settings["judge"]["base_url"] = server.base_url
-        _, accuracy_reward = make_reward_functions(settings)
+        _, accuracy_reward = make_reward_functions(typed(settings))
         logged = {}
         rewards = call(accuracy_reward, ["<answer>ships leave</answer>", "<answer>a fire</answer>"],
                        [["0", "ships leave", "What happens?", ""]] * 2,
@@ -144,11 +150,11 @@ def test_judge_through_the_trl_function(settings):
 def test_skip_open_ended(settings):
     settings["skip_open_ended"] = True
     open_row, closed_row = ["0", "ships leave", "q", ""], ["1", "yes", "q", ""]
-    assert not keeps_sample(settings, open_row) and keeps_sample(settings, closed_row)
-    _, accuracy_reward = make_reward_functions(settings)
+    assert not keeps_sample(typed(settings), open_row) and keeps_sample(typed(settings), closed_row)
+    _, accuracy_reward = make_reward_functions(typed(settings))
     with pytest.raises(DataError, match="skip_open_ended"):
         call(accuracy_reward, ["x"], [open_row])
-    assert check_ready(settings, [open_row, closed_row, closed_row]) == {"skipped_open_ended": 1, "1": 2}
+    assert check_ready(typed(settings), [open_row, closed_row, closed_row]) == {"skipped_open_ended": 1, "1": 2}
 
 
 ROWS = [["1", "yes", "q", ""], ["0", "ships leave", "q", ""], ["2", "[[0, 0, 10, 10]]", "q", ""]]
@@ -156,33 +162,33 @@ ROWS = [["1", "yes", "q", ""], ["0", "ships leave", "q", ""], ["2", "[[0, 0, 10,
 
 def test_check_ready_refuses_an_unusable_judge(settings):
     with pytest.raises(ConfigError, match=rf"{KEY_ENV}.*skip_open_ended"):
-        check_ready(settings, ROWS)
+        check_ready(typed(settings), ROWS)
 
 
 def test_check_ready_accepts_a_usable_judge_or_no_judge(settings, monkeypatch):
-    assert check_ready(settings, [ROWS[0], ROWS[2]]) == {"1": 1, "2": 1}              # no open-ended rows
-    assert check_ready({**settings, "skip_open_ended": True}, ROWS)["skipped_open_ended"] == 1
+    assert check_ready(typed(settings), [ROWS[0], ROWS[2]]) == {"1": 1, "2": 1}              # no open-ended rows
+    assert check_ready(typed({**settings, "skip_open_ended": True}), ROWS)["skipped_open_ended"] == 1
     local = copy.deepcopy(settings)
     local["judge"]["base_url"] = "http://127.0.0.1:8000/v1"                            # keyless server
-    assert check_ready(local, ROWS) == {"1": 1, "0": 1, "2": 1}
+    assert check_ready(typed(local), ROWS) == {"1": 1, "0": 1, "2": 1}
     no_judge = copy.deepcopy(settings)
     no_judge["rewards"]["by_answer_type"]["0"] = {"sbert": 1.0}
-    assert check_ready(no_judge, ROWS)["0"] == 1
+    assert check_ready(typed(no_judge), ROWS)["0"] == 1
     monkeypatch.setenv(KEY_ENV, "k")
-    assert check_ready(settings, ROWS)["0"] == 1
+    assert check_ready(typed(settings), ROWS)["0"] == 1
 
 
 def test_check_ready_names_bad_rows(settings):
     with pytest.raises(DataError, match=r"solution\[1\]: field 'answer'"):
-        check_ready(settings, [ROWS[2], ["2", "left of the road", "q", ""]])
+        check_ready(typed(settings), [ROWS[2], ["2", "left of the road", "q", ""]])
     with pytest.raises(DataError, match=r"solution\[0\].*answer_type '3'"):
-        check_ready(settings, [["3", "x", "q", ""]])
+        check_ready(typed(settings), [["3", "x", "q", ""]])
 
 
 def test_suite_score_gives_components_and_total(settings):
     from tinyrs.grpo.rewards.inputs import Sample, read_completion
 
-    suite = RewardSuite(settings)
+    suite = RewardSuite(typed(settings))
     completion = read_completion("<reasoning>r</reasoning><answer>[[0, 0, 20, 10]]</answer>", "reasoning", "answer")
     scored = suite.score([completion], [Sample("2", "[[0, 0, 10, 10]]", "q", None)], [{"box_iou": 1.0}])
     assert scored == [{"format": 1.0, "box_iou": 0.5, "total": 1.5}]
@@ -202,7 +208,7 @@ def by_task(settings):
 
 
 def test_a_sample_naming_a_mapped_task_gets_that_tasks_rewards(by_task):
-    _, accuracy_reward = make_reward_functions(by_task)
+    _, accuracy_reward = make_reward_functions(typed(by_task))
     completions = ["<answer>forest, river</answer>",                 # recall 2/2
                    "<answer>[[0, 0, 100, 100]] [[0, 0, 50, 100]]</answer>",  # best IoUs 1, 1/2; 2 boxes for 2
                    "<answer>wide road</answer>",                    # Levenshtein ratio 2 x 9 / (9 + 10)
@@ -218,7 +224,7 @@ def test_a_sample_naming_a_mapped_task_gets_that_tasks_rewards(by_task):
 
 
 def test_samples_without_a_mapped_task_fall_back_to_their_answer_type(by_task):
-    _, accuracy_reward = make_reward_functions(by_task)
+    _, accuracy_reward = make_reward_functions(typed(by_task))
     # "forest" vs "forest, river": by answer type "1" (closed) 0; a task by_task lacks, or none, falls back too
     solutions = [["1", "forest, river", "q"]] * 3
     rewards = call(accuracy_reward, ["<answer>forest</answer>"] * 3, solutions, task=["classification", "scene", None])
@@ -228,14 +234,14 @@ def test_samples_without_a_mapped_task_fall_back_to_their_answer_type(by_task):
 
 def test_task_weights_apply(by_task):
     by_task["rewards"]["by_task"]["caption"] = {"levenshtein": 0.25, "jaccard": 2.0}
-    _, accuracy_reward = make_reward_functions(by_task)
+    _, accuracy_reward = make_reward_functions(typed(by_task))
     # "x b" vs "x c": Levenshtein ratio 2 x 2 / 6 (LCS "x "), Jaccard 1/3
     assert call(accuracy_reward, ["<answer>x b</answer>"], [["0", "x c", "q"]], task=["caption"]) == \
         pytest.approx([0.25 * 2 / 3 + 2.0 / 3])
 
 
 def test_listing_every_class_scores_below_the_correct_answer(by_task):
-    _, accuracy_reward = make_reward_functions(by_task)
+    _, accuracy_reward = make_reward_functions(typed(by_task))
     solutions = [["1", "forest, river", "q"]] * 3
     spam, right, half = call(accuracy_reward, [f"<answer>{LABELS}</answer>", "<answer>river, forest</answer>",
                                                "<answer>forest</answer>"], solutions, task=["classification"] * 3)
@@ -245,21 +251,21 @@ def test_listing_every_class_scores_below_the_correct_answer(by_task):
 
 def test_check_ready_counts_routes_and_names_unmapped_tasks(by_task):
     solutions = [["1", "forest", "q"], ["2", "[[0, 0, 10, 10]]", "q"], ["1", "yes", "q"], ["1", "no", "q"]]
-    counts = check_ready(by_task, solutions, ["classification", "detection", "clasification", None])
+    counts = check_ready(typed(by_task), solutions, ["classification", "detection", "clasification", None])
     assert counts == {"task:classification": 1, "task:detection": 1, "unmapped_task:clasification": 1, "1": 2}
     with pytest.raises(DataError, match=r"solution\[0\]: field 'answer'"):   # a box reward needs boxes
-        check_ready(by_task, [["1", "no box", "q"]], ["detection"])
+        check_ready(typed(by_task), [["1", "no box", "q"]], ["detection"])
     with pytest.raises(DataError, match=r"solution\[0\]: field 'task'"):
-        check_ready(by_task, [["1", "forest", "q"]], [7])
+        check_ready(typed(by_task), [["1", "forest", "q"]], [7])
 
 
 def test_bad_task_mappings_are_config_errors(by_task):
     by_task["rewards"]["by_task"]["caption"] = {"levenstein": 1.0}
     with pytest.raises(ConfigError, match=r"grpo.rewards.by_task.caption.*levenstein"):
-        make_reward_functions(by_task)
+        make_reward_functions(typed(by_task))
     by_task["rewards"]["by_task"]["caption"] = {"levenshtein": 0.0}
     with pytest.raises(ConfigError, match=r"grpo.rewards.by_task.caption: every weight is 0"):
-        make_reward_functions(by_task)
+        make_reward_functions(typed(by_task))
 
 
 def test_the_config_names_the_file_and_key_of_a_bad_task_mapping(tmp_path):

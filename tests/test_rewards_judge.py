@@ -5,6 +5,7 @@
 """
 import logging
 import time
+from dataclasses import replace
 
 import pytest
 from judge_server import JudgeServer, Reply, prompt_text
@@ -12,10 +13,11 @@ from judge_server import JudgeServer, Reply, prompt_text
 from tinyrs.config import ConfigError
 from tinyrs.grpo.rewards.inputs import Completion, Sample
 from tinyrs.grpo.rewards.judge import DEFAULT_PROMPT, Judge, judge_unusable_reason, parse_judge_score
+from tinyrs.settings import JudgeSettings
 
 KEY_ENV = "TINYRS_TEST_JUDGE_API_KEY"
-BASE = {"base_url": None, "model": "judge-model", "api_key_env": KEY_ENV, "timeout_s": 5, "max_retries": 2,
-        "concurrency": 4, "fallback": "zero", "allow_insecure_http": False, "allowed_key_envs": []}
+BASE = JudgeSettings(base_url=None, model="judge-model", api_key_env=KEY_ENV, timeout_s=5, max_retries=2, concurrency=4,
+                     fallback="zero", allow_insecure_http=False, allowed_key_envs=[], prompt_template=None)
 
 
 def answered(*answers):
@@ -27,7 +29,7 @@ def open_sample(reference, image="aGVsbG8="):
 
 
 def make_judge(server, **changes):
-    return Judge({**BASE, "base_url": server.base_url, **changes}, backoff_s=0.01)
+    return Judge(replace(BASE, base_url=server.base_url, **changes), backoff_s=0.01)
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +123,7 @@ def test_retry_then_success():
 def test_unreachable_server_is_a_connection_failure():
     with JudgeServer() as server:
         url = server.base_url
-    judge = Judge({**BASE, "base_url": url, "max_retries": 0}, backoff_s=0.01)
+    judge = Judge(replace(BASE, base_url=url, max_retries=0), backoff_s=0.01)
     assert judge(answered("a"), [open_sample("a")]) == [0.0]
     assert judge.failures["connection"] == 1
 
@@ -156,7 +158,7 @@ def test_keyless_local_server_gets_a_placeholder_key():
 
 def test_unusable_without_key_and_base_url(monkeypatch):
     assert KEY_ENV in judge_unusable_reason(BASE)
-    assert judge_unusable_reason({**BASE, "base_url": "http://127.0.0.1:9/v1"}) is None
+    assert judge_unusable_reason(replace(BASE, base_url="http://127.0.0.1:9/v1")) is None
     monkeypatch.setenv(KEY_ENV, "k")
     assert judge_unusable_reason(BASE) is None
     monkeypatch.delenv(KEY_ENV)
@@ -172,6 +174,6 @@ def test_prompt_template_is_configurable_and_checked():
     assert prompt_text(server.requests[0]) == "Q=What is happening in the image? R=ships A=boats. Reply 'Score: N'."
     assert "{answer}" in DEFAULT_PROMPT
     with pytest.raises(ConfigError, match="lacks"):
-        Judge({**BASE, "prompt_template": "grade {answer}"})
+        Judge(replace(BASE, prompt_template="grade {answer}"))
     with pytest.raises(ConfigError, match="may only use"):
-        Judge({**BASE, "prompt_template": "{question} {reference} {answer} {image}"})
+        Judge(replace(BASE, prompt_template="{question} {reference} {answer} {image}"))

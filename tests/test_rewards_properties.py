@@ -11,13 +11,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tinyrs.answers import canonical_box
-from tinyrs.config import load_config, stage_settings
+from tinyrs.config import load_config, typed_stage_settings
 from tinyrs.grpo.rewards import REWARDS, make_reward_functions
 from tinyrs.grpo.rewards.boxes import box_iou_reward
 from tinyrs.grpo.rewards.inputs import Sample, read_completion
 from tinyrs.grpo.rewards.text import lcs_length
 
 CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
+GRPO = typed_stage_settings(load_config([CONFIG]), "grpo")
 LOCAL_REWARDS = [name for name in REWARDS if name not in ("sbert", "hslr", "judge")]
 TEXT_TRUTHS = ["harbor", "yes", "3", "forest, river and beach", "a small white boat near the pier"]
 BOX_TRUTHS = ["[[0, 0, 100, 100]]", "a tank [[120, 40, 360, 280]] and a ship [[500, 500, 990, 990]]"]
@@ -46,7 +47,7 @@ def _score_everything(text: str) -> None:
     for name in LOCAL_REWARDS:
         truths = BOX_TRUTHS if REWARDS[name].needs_truth_boxes else TEXT_TRUTHS
         samples = [Sample("1", truth, "question?", None) for truth in truths]
-        values = REWARDS[name].build({})([completion] * len(samples), samples)
+        values = REWARDS[name].build(GRPO)([completion] * len(samples), samples)
         assert len(values) == len(samples)
         assert all(_in_range(name, v) for v in values), (name, text, values)
 
@@ -67,12 +68,12 @@ def test_ten_thousand_boxes_are_scored_quickly_and_guarded():
     _score_everything(spam)
     assert time.perf_counter() - started < 20
     completion = read_completion(spam, "reasoning", "answer")
-    detection = REWARDS["detection"].build({})([completion], [Sample("2", BOX_TRUTHS[0], "", None)])[0]
-    f1 = REWARDS["detection_f1"].build({})([completion], [Sample("2", BOX_TRUTHS[0], "", None)])[0]
+    detection = REWARDS["detection"].build(GRPO)([completion], [Sample("2", BOX_TRUTHS[0], "", None)])[0]
+    f1 = REWARDS["detection_f1"].build(GRPO)([completion], [Sample("2", BOX_TRUTHS[0], "", None)])[0]
     assert detection < 1e-4 and f1 == 0.0
 
 
-_trl_functions = make_reward_functions(stage_settings(load_config([CONFIG]), "grpo"))
+_trl_functions = make_reward_functions(GRPO)
 
 
 @settings(max_examples=300, deadline=None)

@@ -14,6 +14,7 @@ from tinyrs.grpo.rewards import text
 from tinyrs.grpo.rewards.inputs import Completion, Sample
 from tinyrs.grpo.rewards.judge import Judge
 from tinyrs.grpo.rewards.text import hslr_rewards, levenshtein_reward, sbert_rewards
+from tinyrs.settings import JudgeSettings
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +76,11 @@ def test_sbert_stays_in_range(encoder, predictions):
 
 
 def test_judge_falls_back_to_sbert_when_the_server_fails(encoder):
-    settings_ = {"base_url": None, "model": "judge-model", "api_key_env": "TINYRS_TEST_UNSET_API_KEY", "timeout_s": 5,
-                 "max_retries": 1, "concurrency": 2, "fallback": "sbert", "allow_insecure_http": False,
-                 "allowed_key_envs": []}
     with JudgeServer(lambda body, call: Reply(status=500)) as server:
-        judge = Judge({**settings_, "base_url": server.base_url}, backoff_s=0.01)
+        judge = Judge(JudgeSettings(base_url=server.base_url, model="judge-model",
+                                    api_key_env="TINYRS_TEST_UNSET_API_KEY", timeout_s=5, max_retries=1, concurrency=2,
+                                    fallback="sbert", allow_insecure_http=False, allowed_key_envs=[],
+                                    prompt_template=None), backoff_s=0.01)
         rewards = judge([Completion("", "ships in a port", True)], [Sample("0", "a harbor with ships", "What?", None)])
     assert rewards == pytest.approx(sbert_rewards(["ships in a port"], ["a harbor with ships"]))
     assert 0.0 < rewards[0] < 1.0

@@ -10,13 +10,14 @@ from PIL import Image
 from tinyrs import chat, runtime
 from tinyrs.model.families import FAMILIES
 from tinyrs.model.load import load_model, load_processor
+from tinyrs.settings import ChatSettings
 from tinyrs.sft import optim
 from tinyrs.sft.batching import (IGNORE_INDEX, SampleEncoder, assistant_label_mask, collate, estimated_lengths,
                                  packed_position_ids)
 
 EACH_FAMILY = pytest.mark.parametrize("family", list(FAMILIES))
-CHAT = {"system_prompt": "You are a helpful assistant.", "reasoning_system_prompt": "Think first.",
-        "reasoning_tag": "reasoning", "answer_tag": "answer"}
+CHAT = ChatSettings(system_prompt="You are a helpful assistant.", reasoning_system_prompt="Think first.",
+                    reasoning_tag="reasoning", answer_tag="answer")
 
 
 @pytest.fixture()
@@ -44,7 +45,7 @@ def test_label_mask_marks_only_assistant_turns():
 
 def test_labels_are_exactly_the_assistant_replies(tiny_model_dir, image_file):
     processor = load_processor(tiny_model_dir)
-    encoder = SampleEncoder(processor, CHAT["system_prompt"], max_length=4096)
+    encoder = SampleEncoder(processor, CHAT.system_prompt, max_length=4096)
     sample = encoder(record([image_file()], [("<image>\n{CLS} What is this?", "water"),
                                              ("{VQA} Is there a ship?", "no")]))
     labelled = sample["input_ids"][sample["labels"] != IGNORE_INDEX]
@@ -109,7 +110,7 @@ PACKED_TOLERANCE = 1e-5  # relative, fp32 SDPA on the CPU; measured differences 
 def _mixed_samples(tiny_model_dir, image_file):
     """Samples of different lengths with images of different grids, one text-only and one two-image."""
     processor = load_processor(tiny_model_dir, min_pixels=3136, max_pixels=112 * 112)
-    encoder = SampleEncoder(processor, CHAT["system_prompt"], max_length=4096)
+    encoder = SampleEncoder(processor, CHAT.system_prompt, max_length=4096)
     samples = [
         encoder(record([image_file((112, 112), "a.jpg")], [("<image>\n{CLS} What is this?", "water")])),
         encoder(record([], [("How many classes are there?", "four, in a longer reply than the others")])),
@@ -300,9 +301,14 @@ def test_trainer_groups_by_the_manifests_lengths(repo_root, tmp_path, tiny_model
     assert sampler.lengths == dataset.lengths() and min(sampler.lengths) > visual
 
 
-def test_liger_kernels_need_cuda(capsys):
+def test_liger_kernels_need_cuda(repo_root, capsys):
+    import dataclasses
+
+    from tinyrs.config import load_config, typed_stage_settings
     from tinyrs.sft.trainer import use_liger
 
-    assert use_liger(False) is False
+    settings = typed_stage_settings(load_config([repo_root / "config.yaml"]), "sft")
+    assert use_liger(dataclasses.replace(settings, liger_kernel=False)) is False
     if not torch.cuda.is_available():
-        assert use_liger(True) is False and "liger_kernel needs CUDA" in capsys.readouterr().out
+        assert use_liger(dataclasses.replace(settings, liger_kernel=True)) is False
+        assert "liger_kernel needs CUDA" in capsys.readouterr().out

@@ -10,16 +10,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from tinyrs.settings import ChatSettings
+
 IMAGE_PLACEHOLDER = "<image>"
 ROLE_OF = {"human": "user", "gpt": "assistant"}
 
 
-def system_prompt(chat: dict, kind: str) -> str | None:
+def system_prompt(chat: ChatSettings, kind: str) -> str | None:
     """``kind`` is ``default``, ``reasoning`` or ``none`` (no system turn)."""
     if kind == "default":
-        return chat["system_prompt"]
+        return chat.system_prompt
     if kind == "reasoning":
-        return chat["reasoning_system_prompt"]
+        return chat.reasoning_system_prompt
     if kind == "none":
         return None
     raise ValueError(f"unknown system prompt kind '{kind}': expected default, reasoning or none")
@@ -64,8 +66,8 @@ def render(processor: Any, messages: list[dict], add_generation_prompt: bool) ->
     return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
-def reasoning_text(reasoning: str, answer: str, chat: dict) -> str:
-    r, a = chat["reasoning_tag"], chat["answer_tag"]
+def reasoning_text(reasoning: str, answer: str, chat: ChatSettings) -> str:
+    r, a = chat.reasoning_tag, chat.answer_tag
     return f"<{r}>{reasoning}</{r}><{a}>{answer}</{a}>"
 
 

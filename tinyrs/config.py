@@ -20,7 +20,7 @@ import yaml
 
 from tinyrs.kinds import KINDS, Kind
 from tinyrs.paths import WorkPaths
-from tinyrs.settings import StageSettings
+from tinyrs.settings import EvalSettings, JudgeSettings, StageSettings
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 BASE = "base"                       # the base model: the init of the first stage, evaluated like a stage
@@ -137,8 +137,9 @@ def _semantic_problems(config: dict, distributed: bool) -> list[tuple[list, str]
                                                         f"(a stage of kind {kind.name} reads one)"))
         if "global_batch_size" in settings:
             problems.extend(_batch_problems(config, stage, distributed))
-        if "judge" in settings:   # by the section that sets it: the stage's own, or its kind's defaults (once)
-            judges[("stages", stage) if "judge" in entry else (kind.defaults,)] = settings["judge"]
+        judge = getattr(typed_stage_settings(config, stage), "judge", None)
+        if judge is not None:     # by the section that sets it: the stage's own, or its kind's defaults (once)
+            judges[("stages", stage) if "judge" in entry else (kind.defaults,)] = judge
         earlier.append(stage)
     for section, judge in judges.items():
         problems.extend(([*section, "judge", key], message) for key, message in judge_problems(judge))
@@ -176,7 +177,7 @@ def _eval_column_problems(config: dict) -> list[tuple[list, str]]:
     return problems
 
 
-def judge_problems(judge: dict) -> list[tuple[str, str]]:
+def judge_problems(judge: JudgeSettings) -> list[tuple[str, str]]:
     """Where the LLM judge would send its key, checked: ``(key of a judge section, problem)`` pairs.
 
     The key (the value of the variable named by ``api_key_env``) goes as a Bearer header to ``base_url``.
@@ -185,17 +186,17 @@ def judge_problems(judge: dict) -> list[tuple[str, str]]:
     variable or one listed in ``allowed_key_envs``, so that a config cannot send another service's token.
     """
     problems = []
-    url = judge["base_url"]
+    url = judge.base_url
     if url is not None:
         scheme, host = _scheme_and_host(url)
         if scheme not in ("http", "https") or not host:
             problems.append(("base_url", f"'{url}' is not an http:// or https:// URL"))
-        elif scheme == "http" and not _is_loopback(host) and not judge["allow_insecure_http"]:
+        elif scheme == "http" and not _is_loopback(host) and not judge.allow_insecure_http:
             problems.append(("base_url", f"'{url}' would send the judge's requests and its key unencrypted; use "
                                          f"https://, or set judge.allow_insecure_http: true (plain http to "
                                          f"localhost needs no flag)"))
-    name = judge["api_key_env"]
-    if not name.endswith(API_KEY_SUFFIX) and name not in judge["allowed_key_envs"]:
+    name = judge.api_key_env
+    if not name.endswith(API_KEY_SUFFIX) and name not in judge.allowed_key_envs:
         problems.append(("api_key_env", f"'{name}' is not an *{API_KEY_SUFFIX} variable; the judge sends its value "
                                         f"to judge.base_url: list it in judge.allowed_key_envs to allow that"))
     return problems
@@ -362,6 +363,11 @@ def eval_settings(config: dict, stage: str) -> dict:
     return settings
 
 
+def typed_eval_settings(config: dict, stage: str) -> EvalSettings:
+    """``eval_settings`` as an ``EvalSettings``, what ``tinyrs eval`` builds from the settings file."""
+    return EvalSettings.from_dict(eval_settings(config, stage), f"eval.stages.{stage}")
+
+
 def reward_curve_stage(config: dict) -> str | None:
     """The stage whose rewards over training the report plots: the last evaluated stage of kind grpo, if any."""
     rewarded = [stage for stage in config["eval"]["stages"]
@@ -388,6 +394,11 @@ def read_settings(path: str | os.PathLike) -> dict:
         return json.load(handle)
 
 
+def read_eval_settings(path: str | os.PathLike) -> EvalSettings:
+    """An eval column's settings file as an ``EvalSettings``: checked once, here."""
+    return EvalSettings.from_dict(read_settings(path), str(path))
+
+
 def read_stage_settings(path: str | os.PathLike) -> StageSettings:
     """A stage's settings file as its kind's settings object (``tinyrs.settings``): checked once, here."""
     settings = read_settings(path)
@@ -398,11 +409,12 @@ def read_stage_settings(path: str | os.PathLike) -> StageSettings:
 
 
 def all_stage_settings(config: dict) -> dict[str, dict]:
-    """The settings of every stage and data list, by name: what a stage's runs depend on. A stage's settings pass
-    through its settings class, so the workflow writes no file that ``tinyrs train`` would refuse."""
+    """The settings of every stage, eval column and data list, by name: what a stage's runs depend on. A stage's and
+    a column's settings pass through their settings class, so the workflow writes no file that ``tinyrs train`` or
+    ``tinyrs eval`` would refuse."""
     settings = {stage: typed_stage_settings(config, stage).to_dict() for stage in stages(config)}
     for stage in config["eval"]["stages"]:
-        settings[f"eval-{stage}"] = eval_settings(config, stage)
+        settings[f"eval-{stage}"] = typed_eval_settings(config, stage).to_dict()
     for name, spec in config["data"]["lists"].items():
         settings[f"data-{name}"] = {**spec, **{key: config["data"][key] for key in DATA_CHECKS}}
     return settings

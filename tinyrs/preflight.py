@@ -26,6 +26,7 @@ from tinyrs.cluster.images import ENVS_DIR, constraint_pins, read_env
 from tinyrs.config import ConfigError, stage_kind, stages
 from tinyrs.io import MANIFEST_NAME, model_dir_of
 from tinyrs.paths import WorkPaths
+from tinyrs.settings import GrpoSettings, Settings, SftSettings
 
 CPU_CONSTRAINTS = "cpu-constraints.txt"
 
@@ -80,8 +81,12 @@ class Choice:
     needs_cuda: bool
     fallback: Any
 
-    def made_in(self, settings: Mapping) -> bool:
-        chosen = settings.get(self.key)
+    def chosen(self, settings: Settings) -> Any:
+        """The settings' value of ``key`` (None where settings of their kind have no such key)."""
+        return getattr(settings, self.key, None)
+
+    def made_in(self, settings: Settings) -> bool:
+        chosen = self.chosen(settings)
         return chosen is not None if self.value is None else chosen == self.value
 
     def as_yaml(self, value: Any) -> str:
@@ -223,11 +228,11 @@ def probe(packages: Collection[str]) -> Host:
 
 # ---- the checks ------------------------------------------------------------------------------------------------
 
-def choices_made(settings: Mapping) -> list[Choice]:
+def choices_made(settings: Settings) -> list[Choice]:
     return [choice for choice in CHOICES if choice.made_in(settings)]
 
 
-def needed_packages(command: str, settings: Mapping) -> list[str]:
+def needed_packages(command: str, settings: Settings) -> list[str]:
     """The key packages a run of ``command`` (train, grpo, eval) with these settings imports."""
     selected = [choice.package for choice in choices_made(settings) if choice.package]
     return list(dict.fromkeys([*STAGE_PACKAGES[command], *selected]))
@@ -258,7 +263,7 @@ def version_problems(packages: Collection[str], installed: Mapping[str, str | No
     return problems
 
 
-def import_problems(packages: Collection[str], settings: Mapping, importable: Collection[str],
+def import_problems(packages: Collection[str], settings: Settings, importable: Collection[str],
                     tested: Mapping[str, list[str]]) -> list[str]:
     """Packages that cannot be imported; one a setting selects is named with that setting and its fallback."""
     selected_by = {choice.package: choice for choice in choices_made(settings) if choice.package}
@@ -271,7 +276,7 @@ def import_problems(packages: Collection[str], settings: Mapping, importable: Co
         if choice is None:
             problems.append(f"{name} cannot be imported but the stage needs it; {fix}")
         else:
-            problems.append(f"{name} cannot be imported but {choice.as_yaml(settings[choice.key])} needs it; {fix}, "
+            problems.append(f"{name} cannot be imported but {choice.as_yaml(choice.chosen(settings))} needs it; {fix}, "
                             f"or set {choice.as_yaml(choice.fallback)}")
     return problems
 
@@ -294,14 +299,14 @@ def liger_problems(installed: Mapping[str, str | None]) -> list[str]:
             f"use transformers >={support.first},<{support.broken_from}"]
 
 
-def liger_ready_problems() -> list[str]:
+def liger_ready_problems(settings: SftSettings) -> list[str]:
     """liger-kernel importable here and fit for the installed transformers (for ``liger_kernel: true``)."""
     host = probe(("liger-kernel", "transformers"))
-    missing = import_problems(("liger-kernel",), {"liger_kernel": True}, host.importable, tested_versions())
+    missing = import_problems(("liger-kernel",), settings, host.importable, tested_versions())
     return missing + liger_problems(host.installed)
 
 
-def cuda_problems(settings: Mapping, ask: GpuAsk, visible: int, cpu_builds: Collection[str] = ()) -> list[str]:
+def cuda_problems(settings: Settings, ask: GpuAsk, visible: int, cpu_builds: Collection[str] = ()) -> list[str]:
     """Settings that need CUDA need the asked GPUs (at least one) visible on this node.
 
     The ask counts only then: a run whose settings need no CUDA (the demo: fp32, sdpa) runs on the CPU
@@ -313,7 +318,7 @@ def cuda_problems(settings: Mapping, ask: GpuAsk, visible: int, cpu_builds: Coll
     needed = max(ask.count, 1) if needs else 0
     if visible >= needed:
         return []
-    chosen = ", ".join(choice.as_yaml(settings[choice.key]) for choice in needs)
+    chosen = ", ".join(choice.as_yaml(choice.chosen(settings)) for choice in needs)
     fallbacks = ", ".join(choice.as_yaml(choice.fallback) for choice in needs)
     return [f"{needed} GPU(s) needed on this node ({chosen} need CUDA; {ask.source}: {ask.count}) but torch "
             f"sees {visible} CUDA device(s); run it where {needed} GPU(s) are visible (a GPU node, the image "
@@ -324,13 +329,13 @@ def cuda_problems(settings: Mapping, ask: GpuAsk, visible: int, cpu_builds: Coll
 Route = tuple[str, str | None]  # a GRPO row's (answer type, task or None): what picks its rewards
 
 
-def judged_routes(settings: Mapping, routes: Collection[Route] | None = None) -> list[str]:
+def judged_routes(settings: GrpoSettings, routes: Collection[Route] | None = None) -> list[str]:
     """The routes whose samples the LLM judge scores (weight > 0, not skipped by ``skip_open_ended``), named for a
     message. ``routes``: the dataset's (None: unknown, so every configured route counts). A row naming a task of
     ``rewards.by_task`` takes that task's mapping, any other row its answer type's (``combine.RewardSuite``)."""
     from tinyrs.grpo.rewards import keeps_sample
 
-    by_type, by_task = settings["rewards"]["by_answer_type"], settings["rewards"]["by_task"]
+    by_type, by_task = settings.rewards.by_answer_type, settings.rewards.by_task
     if routes is None:
         return ([f"answer type {t}" for t, mapping in by_type.items()
                  if mapping.get("judge", 0) > 0 and keeps_sample(settings, [t])]
@@ -344,7 +349,7 @@ def judged_routes(settings: Mapping, routes: Collection[Route] | None = None) ->
     return sorted(judged)
 
 
-def judge_problems(settings: Mapping, routes: Collection[Route] | None = None) -> list[str]:
+def judge_problems(settings: GrpoSettings, routes: Collection[Route] | None = None) -> list[str]:
     """The judge must be callable when samples it scores will come; ``routes``: the dataset's (answer type, task)
     pairs (None: unknown, so every configured route counts). The message names the key's variable, never the key."""
     from tinyrs.grpo.rewards.combine import require_usable_judge
@@ -399,7 +404,7 @@ def dataset_routes(path: str | os.PathLike, split: str = "train") -> set[Route]:
 
 # ---- all checks of a stage ---------------------------------------------------------------------------------------
 
-def stage_checks(command: str, settings: Mapping, paths: Mapping[str, str], host: Host, ask: GpuAsk,
+def stage_checks(command: str, settings: Settings, paths: Mapping[str, str], host: Host, ask: GpuAsk,
                  tested: Mapping[str, list[str]]) -> dict[str, list[str]]:
     """Problems by check name for a run of ``command`` (train, grpo, eval); only the checks that apply.
 
@@ -410,7 +415,7 @@ def stage_checks(command: str, settings: Mapping, paths: Mapping[str, str], host
         "packages": version_problems(packages, host.installed, tested),
         "imports": import_problems(packages, settings, host.importable, tested),
     }
-    if settings.get("liger_kernel"):
+    if getattr(settings, "liger_kernel", False):
         checks["liger"] = liger_problems(host.installed)
     checks["cuda"] = cuda_problems(settings, ask, host.gpus, host.cpu_builds)
     missing = missing_inputs(command, paths)
@@ -447,7 +452,7 @@ def waived_checks(environ: Mapping[str, str] = os.environ) -> set[str]:
     return {name.strip() for name in environ.get(WAIVER_VARIABLE, "").split(",") if name.strip()}
 
 
-def require_ready(command: str, settings: Mapping, paths: Mapping[str, str]) -> None:
+def require_ready(command: str, settings: Settings, paths: Mapping[str, str]) -> None:
     """The stage command's start-up check: raise PreflightError with every problem, before any model loads."""
     import sys
 

@@ -1,11 +1,16 @@
-"""A stage's settings as typed objects, built once from its settings file.
+"""A stage's or an eval column's settings as typed objects, built once from its settings file.
 
-The workflow writes ``settings/<stage>.json`` from config (``tinyrs.config.stage_settings``, checked by the schema);
-``tinyrs train`` reads it back with ``from_dict``, which refuses an unknown key, a missing key or a value of the
-wrong type, naming the file and the key: the file may have been edited by hand, or written by another version.
-``to_dict`` gives back the very dict read, so the settings file, its hash (``runtime.run_fingerprint``) and the
-model manifest's ``config_sha256`` do not change. Lists and mappings are kept as read (the objects are frozen,
+The workflow writes ``settings/<stage>.json`` and ``settings/eval-<column>.json`` from config
+(``tinyrs.config.stage_settings``, ``eval_settings``, checked by the schema); ``tinyrs train`` and ``tinyrs eval``
+read them back with ``from_dict``, which refuses an unknown key, a missing key or a value of the wrong type, naming
+the file and the key: the file may have been edited by hand, or written by another version. ``to_dict`` gives back
+the very dict read, so the settings file, its hash (``runtime.run_fingerprint``, the eval's resume fingerprint) and
+the model manifest's ``config_sha256`` do not change. Lists and mappings are kept as read (the objects are frozen,
 their contents are not copied): ``to_dict`` must give equal JSON.
+
+A field with a default is a key the file may leave out (``EvalSettings.model``: only a published model's column
+names one). ``to_dict`` leaves it out when it holds the default, so ``from_dict`` refuses the default written out:
+the dict read would not come back.
 """
 from __future__ import annotations
 
@@ -41,7 +46,8 @@ class Settings:
     """``from_dict``/``to_dict`` for a frozen dataclass of settings; nested dataclasses are sections."""
 
     def to_dict(self) -> dict:
-        return {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
+        return {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)
+                if not _optional(field) or getattr(self, field.name) != field.default}
 
     @classmethod
     def from_dict(cls, data: Any, source: str, prefix: str = ""):
@@ -50,13 +56,15 @@ class Settings:
         if not isinstance(data, dict):
             raise SettingsError(f"{where}: expected a mapping, got {type(data).__name__}")
         hints = typing.get_type_hints(cls)
-        names = [field.name for field in dataclasses.fields(cls)]
+        fields = [field for field in dataclasses.fields(cls) if field.name in data or not _optional(field)]
         problems = [f"unknown key '{prefix}{key}'" for key in data if key not in hints]
-        problems += [f"missing key '{prefix}{name}'" for name in names if name not in data]
+        problems += [f"missing key '{prefix}{field.name}'" for field in fields if field.name not in data]
+        problems += [f"key '{prefix}{field.name}': {field.default!r} is its default: leave the key out"
+                     for field in fields if _optional(field) and data.get(field.name) == field.default]
         if problems:
             raise SettingsError(f"{source}: {'; '.join(problems)}")
         values = {}
-        for name in names:
+        for name in (field.name for field in fields):
             hint, value = hints[name], data[name]
             if isinstance(hint, type) and issubclass(hint, Settings):
                 values[name] = hint.from_dict(value, source, f"{prefix}{name}.")
@@ -65,6 +73,10 @@ class Settings:
             else:
                 raise SettingsError(f"{source}: key '{prefix}{name}': {value!r} is not of type {_type_name(hint)}")
         return cls(**values)
+
+
+def _optional(field: dataclasses.Field) -> bool:
+    return field.default is not dataclasses.MISSING
 
 
 def _plain(value: Any) -> Any:
@@ -181,3 +193,24 @@ class GrpoSettings(StageSettings):
     skip_open_ended: bool
     rewards: RewardSettings
     judge: JudgeSettings
+
+
+@dataclass(frozen=True)
+class EvalSettings(Settings):
+    """One report column's eval settings (config ``eval`` with the column's prompt style): a stage's, or a published
+    model's (``eval.external_models``), whose settings also name it in ``model`` (its Hub repo and revision)."""
+
+    stage: str
+    chat: ChatSettings
+    backend: str
+    vllm_gpu_memory_utilization: float
+    batch_size: int
+    max_new_tokens: int
+    max_samples: int | None
+    shards: int
+    group_tasks: bool
+    precision: str
+    attn_implementation: str
+    prompt_style: str
+    tasks: dict[str, dict]
+    model: dict[str, str] | None = None

@@ -55,13 +55,15 @@ def _gpu_ask(config: dict, job: str):
 
 def doctor(args: argparse.Namespace) -> int:
     from tinyrs import preflight
-    from tinyrs.config import ConfigError, all_stage_settings, load_config
+    from tinyrs.config import ConfigError, load_config, stages, typed_eval_settings, typed_stage_settings
 
     config = load_config(args.configs or ["config.yaml"])
-    stages = {name: settings for name, settings in all_stage_settings(config).items() if not name.startswith("data-")}
-    if args.stage not in stages:
-        raise ConfigError(f"--stage {args.stage}: not a stage of this configuration (one of {', '.join(stages)})")
-    settings = stages[args.stage]
+    columns = {f"eval-{column}": column for column in config["eval"]["stages"]}
+    if args.stage not in [*stages(config), *columns]:
+        raise ConfigError(f"--stage {args.stage}: not a stage of this configuration (one of "
+                          f"{', '.join([*stages(config), *columns])})")
+    settings = (typed_eval_settings(config, columns[args.stage]) if args.stage in columns
+                else typed_stage_settings(config, args.stage))
     command, job = _command_and_job(config, args.stage)
     paths = _input_paths(args, preflight.workflow_inputs(config, args.stage))
     host = preflight.probe(preflight.needed_packages(command, settings))

@@ -44,10 +44,10 @@ def _task_keys(text: str | None) -> list[str] | None:
 
 def run_command(args: argparse.Namespace) -> int:
     from tinyrs import preflight
-    from tinyrs.config import ConfigError, read_settings
+    from tinyrs.config import ConfigError, read_eval_settings
     from tinyrs.eval.runner import Shard, run_eval
 
-    settings = read_settings(args.settings)
+    settings = read_eval_settings(args.settings)
     preflight.require_ready("eval", settings, preflight.input_paths("eval", args))
 
     try:
@@ -59,18 +59,19 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def score_command(args: argparse.Namespace) -> int:
-    from tinyrs.config import eval_tasks, load_config, read_settings
+    from tinyrs.config import eval_tasks, load_config, read_eval_settings
     from tinyrs.eval.runner import score_predictions
     from tinyrs.eval.tasks import select_tasks, task_registry
     from tinyrs.io import write_json
+    from tinyrs.settings import ChatSettings
 
     if args.settings:
-        settings = read_settings(args.settings)
-        tasks, chat = settings["tasks"], settings["chat"]
-        meta = {key: settings.get(key) for key in ("stage", "prompt_style", "backend")}
+        settings = read_eval_settings(args.settings)
+        tasks, chat = settings.tasks, settings.chat
+        meta = {"stage": settings.stage, "prompt_style": settings.prompt_style, "backend": settings.backend}
     else:
         config = load_config(args.config)
-        tasks, chat, meta = eval_tasks(config), config["chat"], {}
+        tasks, chat, meta = eval_tasks(config), ChatSettings.from_dict(config["chat"], "chat"), {}
     (task,) = select_tasks(task_registry(tasks), [args.task])
     rows, skipped_bad_lines = _prediction_rows(args.predictions, args.skip_bad_lines)
     meta.update(predictions=args.predictions, skipped_bad_lines=skipped_bad_lines)

@@ -23,10 +23,13 @@ def register(subparsers) -> None:
 def _score(args: argparse.Namespace) -> int:
     import json
 
-    from tinyrs.config import load_config, stage_settings
+    from tinyrs.config import ConfigError, load_config, typed_stage_settings
     from tinyrs.grpo.rewards.offline import score_file
+    from tinyrs.settings import GrpoSettings
 
-    settings = stage_settings(load_config(args.config), args.stage)
+    settings = typed_stage_settings(load_config(args.config), args.stage)
+    if not isinstance(settings, GrpoSettings):
+        raise ConfigError(f"--stage {args.stage}: a stage of kind {settings.kind}; rewards are a grpo stage's")
     summary = score_file(settings, args.input, args.output, args.skip_bad_lines)
     print(json.dumps(summary, indent=2))
     return 0

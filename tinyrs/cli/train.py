@@ -30,7 +30,7 @@ def train(args: argparse.Namespace) -> int:
 
     settings = read_stage_settings(args.settings)
     kind = KINDS[settings.kind]
-    preflight.require_ready(kind.checks, settings.to_dict(),
+    preflight.require_ready(kind.checks, settings,
                             preflight.stage_input_paths(kind.checks, args.init, args.data))
     trainer = importlib.import_module(kind.trainer)  # after the checks: imports torch and transformers
     summary = trainer.train(settings, str(model_dir_of(args.init)), args.data, args.out, args.checkpoints)

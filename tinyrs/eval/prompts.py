@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from tinyrs.chat import IMAGE_PLACEHOLDER, prompt_messages, strip_task_prefix, system_prompt
 from tinyrs.eval.tasks import Task
+from tinyrs.settings import EvalSettings
 
 STYLES = {  # style -> (use the task prefix, system prompt kind)
     "tinyrs": (True, "default"),
@@ -17,14 +18,14 @@ STYLES = {  # style -> (use the task prefix, system prompt kind)
 }
 
 
-def _style(settings: dict) -> tuple[bool, str]:
-    style = settings["prompt_style"]
+def _style(settings: EvalSettings) -> tuple[bool, str]:
+    style = settings.prompt_style
     if style not in STYLES:
         raise ValueError(f"unknown prompt_style '{style}': expected one of {sorted(STYLES)}")
     return STYLES[style]
 
 
-def question_text(question: str, task: Task, settings: dict) -> str:
+def question_text(question: str, task: Task, settings: EvalSettings) -> str:
     """The question as asked: without image placeholders or a stray prefix, with the task prefix if the style uses one."""
     use_prefix, _ = _style(settings)
     text = strip_task_prefix(question.replace(IMAGE_PLACEHOLDER, "").strip())
@@ -33,8 +34,8 @@ def question_text(question: str, task: Task, settings: dict) -> str:
     return text
 
 
-def build_messages(query: str, settings: dict) -> list[dict]:
+def build_messages(query: str, settings: EvalSettings) -> list[dict]:
     """Chat messages asking ``query`` (from ``question_text``) about one image."""
     _, system_kind = _style(settings)
-    return prompt_messages(query, system_prompt(settings["chat"], system_kind))
+    return prompt_messages(query, system_prompt(settings.chat, system_kind))
 

@@ -34,6 +34,7 @@ from tinyrs.io import (
     write_json,
 )
 from tinyrs.paths import metrics_name, shard_stem
+from tinyrs.settings import ChatSettings, EvalSettings
 
 # Settings that may change between a killed run and its resumption without invalidating finished lines.
 RESUMABLE_SETTINGS = ("batch_size", "tasks", "shards")
@@ -128,7 +129,7 @@ def _checked_indices(rows: list[dict], source: Path) -> set[int]:
     return seen
 
 
-def _row(task: Task, sample: Sample, size: list, query: str, completion: str, chat: dict) -> dict:
+def _row(task: Task, sample: Sample, size: list, query: str, completion: str, chat: ChatSettings) -> dict:
     row = {"index": sample.index, "filename": sample.filename, "size": size, "query": query,
            "answer": sample.answer, "pred": completion}
     if sample.types is not None:
@@ -149,11 +150,11 @@ def _metrics_document(task: Task, rows: list[dict], skips: list[Skip], meta: dic
     }
 
 
-def run_task(task: Task, settings: dict, model_dir: str | Path, data_root: Path, out_dir: Path, shard: Shard,
+def run_task(task: Task, settings: EvalSettings, model_dir: str | Path, data_root: Path, out_dir: Path, shard: Shard,
              get_backend: Callable[[], Backend]) -> dict:
     """Evaluate one task (one shard of it); returns the metrics written to its metrics file."""
     manifest_sha = model_manifest_sha256(model_dir)
-    samples, skips = load_samples(task, data_root, settings.get("max_samples"))
+    samples, skips = load_samples(task, data_root, settings.max_samples)
     samples = [sample for sample in samples if shard.holds(sample.index)]
     skips = [skip for skip in skips if shard.holds(skip.index)]
     stem = shard.stem(task.key)
@@ -162,13 +163,13 @@ def run_task(task: Task, settings: dict, model_dir: str | Path, data_root: Path,
         "task": task.as_dict(), "model": manifest_sha or f"path:{model_dir_of(model_dir).resolve()}",
         "data": sha256_file(data_root / task.file),
         "shard": [shard.index, shard.count],
-        "settings": {k: v for k, v in settings.items() if k not in RESUMABLE_SETTINGS},
+        "settings": {k: v for k, v in settings.to_dict().items() if k not in RESUMABLE_SETTINGS},
     })
     done = _checked_indices(resume_rows(pred_path, run_path, fingerprint), pred_path)
     pending = [sample for sample in samples if sample.index not in done]
     print(f"tinyrs eval {stem}: {len(samples)} samples, {len(done)} already done, "
           f"{len(skips)} skipped as unusable", flush=True)
-    batch_size, last_report = settings["batch_size"], time.monotonic()
+    batch_size, last_report = settings.batch_size, time.monotonic()
     with open(pred_path, "a", encoding="utf-8") as handle:
         for start in range(0, len(pending), batch_size):
             batch, inputs = [], []
@@ -187,16 +188,16 @@ def run_task(task: Task, settings: dict, model_dir: str | Path, data_root: Path,
             if len(completions) != len(batch):
                 raise RuntimeError(f"backend returned {len(completions)} completions for {len(batch)} prompts")
             for (sample, size, query), completion in zip(batch, completions):
-                append_jsonl(handle, _row(task, sample, size, query, completion, settings["chat"]))
+                append_jsonl(handle, _row(task, sample, size, query, completion, settings.chat))
             if time.monotonic() - last_report > PROGRESS_EVERY_S:
                 print(f"tinyrs eval {stem}: {min(start + batch_size, len(pending))}/{len(pending)} new samples",
                       flush=True)
                 last_report = time.monotonic()
     # rescored: rows resumed from an earlier run carry the verdicts of the scoring code that wrote them
-    rows = [{**row, **score_row(task, row, settings["chat"])}
+    rows = [{**row, **score_row(task, row, settings.chat)}
             for row in sorted(read_jsonl(pred_path), key=lambda row: row["index"])]
-    meta = {"stage": settings.get("stage"), "prompt_style": settings["prompt_style"],
-            "backend": settings["backend"], "model_manifest_sha256": manifest_sha,
+    meta = {"stage": settings.stage, "prompt_style": settings.prompt_style,
+            "backend": settings.backend, "model_manifest_sha256": manifest_sha,
             "data_file": task.file, "shard": shard.label(), "predictions": pred_path.name}
     document = _metrics_document(task, rows, skips, meta)
     write_json(metrics_path(out_dir, stem), document)
@@ -209,10 +210,10 @@ def _percent(document: dict) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
-def run_eval(settings: dict, model_dir: str | Path, data_root: str | Path, out_dir: str | Path,
+def run_eval(settings: EvalSettings, model_dir: str | Path, data_root: str | Path, out_dir: str | Path,
              task_keys: list[str] | None = None, shard: Shard = Shard(), backend: Backend | None = None) -> dict[str, dict]:
     """Evaluate the selected tasks; the backend (the model) is loaded only when some sample still needs it."""
-    tasks = select_tasks(task_registry(settings["tasks"]), task_keys)
+    tasks = select_tasks(task_registry(settings.tasks), task_keys)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     loaded: list[Backend] = [backend] if backend is not None else []
@@ -257,7 +258,7 @@ def merge_shards(task_key: str, out_dir: str | Path, shards: int) -> dict:
     return document
 
 
-def score_predictions(task: Task, rows: list[dict], chat: dict, meta: dict | None = None) -> dict:
+def score_predictions(task: Task, rows: list[dict], chat: ChatSettings, meta: dict | None = None) -> dict:
     """Re-score saved prediction rows without a model; rows that cannot be scored are counted skips."""
     scored, skips = [], []
     for position, row in enumerate(rows):

@@ -16,6 +16,7 @@ from tinyrs.eval.metrics import METRICS
 from tinyrs.eval.metrics.base import count, entry
 from tinyrs.eval.metrics.grounding import ground_truth_box, size_bucket
 from tinyrs.eval.tasks import Task
+from tinyrs.settings import ChatSettings
 
 __all__ = ["aggregate", "ground_truth_box", "ground_truth_problem", "metric_names", "score_row", "size_bucket",
            "valid_size"]
@@ -36,10 +37,10 @@ def ground_truth_problem(task: Task, answer, size, types) -> tuple[str, str] | N
     return METRICS[task.metric].truth_problem(task, answer, types)
 
 
-def score_row(task: Task, row: dict, chat: dict) -> dict:
+def score_row(task: Task, row: dict, chat: ChatSettings) -> dict:
     """The scored fields of one prediction row (needs ``pred``, ``answer``; ``size`` for grounding)."""
     pred = row["pred"]  # the lenient column reads it as str(pred): None is the text "None", as in the reference
-    tags = chat["reasoning_tag"], chat["answer_tag"]
+    tags = chat.reasoning_tag, chat.answer_tag
     parsed = parse_completion(pred or "", *tags).answer
     return {"parsed": parsed, **METRICS[task.metric].score(task, row, parsed, tags)}
 

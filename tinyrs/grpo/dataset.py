@@ -13,6 +13,7 @@ from collections import Counter
 from tinyrs import chat
 from tinyrs.grpo.rewards import check_ready, keeps_sample
 from tinyrs.io import DataError
+from tinyrs.settings import GrpoSettings
 
 ANSWER_TYPES = ("0", "1", "2")
 
@@ -56,7 +57,7 @@ def prompt_tokens(processor, prompt: list[dict], image) -> int:
     return len(ids) + ids.count(processor.image_token_id) * (image_tokens(processor, image) - 1)
 
 
-def skip_reason(row: dict, settings: dict, processor, system: str | None) -> str | None:
+def skip_reason(row: dict, settings: GrpoSettings, processor, system: str | None) -> str | None:
     """Why a row is left out of training, or None; the costly length check runs last."""
     problem = row_problem(row)
     if problem:
@@ -68,7 +69,7 @@ def skip_reason(row: dict, settings: dict, processor, system: str | None) -> str
         length = prompt_tokens(processor, prompt, row["image"])
     except ValueError:  # the processor refuses the image's shape (aspect ratio over 200)
         return "image_shape_unusable"
-    return "prompt_too_long" if length > settings["max_prompt_length"] else None
+    return "prompt_too_long" if length > settings.max_prompt_length else None
 
 
 def decoded_rows(dataset, path: str):
@@ -90,7 +91,7 @@ def decoded_rows(dataset, path: str):
         yield index, row, None
 
 
-def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"):
+def load_grpo_dataset(path: str, settings: GrpoSettings, processor, split: str = "train"):
     """Load, check and prepare the training split; returns (dataset, report).
 
     ``processor`` is the one training uses (its pixel limits set), so prompt lengths are measured
@@ -103,7 +104,7 @@ def load_grpo_dataset(path: str, settings: dict, processor, split: str = "train"
     from datasets import load_from_disk
 
     dataset = load_from_disk(path)[split]
-    system = chat.system_prompt(settings["chat"], "reasoning")
+    system = chat.system_prompt(settings.chat, "reasoning")
     skipped: Counter = Counter()
     keep: list[int] = []
     answer_types: Counter = Counter()

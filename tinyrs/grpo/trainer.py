@@ -39,23 +39,18 @@ def grpo_config(settings: GrpoSettings, checkpoint_dir: Path):
 
 def build_trainer(settings: GrpoSettings, init_model: str, dataset_path: str, checkpoint_dir: str,
                   callbacks: list = ()):
-    """TRL's GRPOTrainer as configured; ``tinyrs_data_report``: what loading the dataset skipped.
-
-    The dataset loader and the rewards still read the settings file's keys (a dict): ``tinyrs rewards`` and the
-    start-up checks hand them ``stage_settings`` of config.
-    """
+    """TRL's GRPOTrainer as configured; ``tinyrs_inputs``: the dataset and what loading it skipped."""
     from trl import GRPOTrainer
 
     from tinyrs.grpo.rewards import make_reward_functions
 
     processor = load_processor(init_model, settings.min_pixels, settings.max_pixels)
     processor.tokenizer.padding_side = "left"
-    keyed = settings.to_dict()
-    dataset, data_report = load_grpo_dataset(dataset_path, keyed, processor)
+    dataset, data_report = load_grpo_dataset(dataset_path, settings, processor)
     model = load_model(init_model, attn_implementation=settings.attn_implementation, for_training=True)
     trainer = runtime.resumable(GRPOTrainer)(
         model=model,
-        reward_funcs=make_reward_functions(keyed),
+        reward_funcs=make_reward_functions(settings),
         args=grpo_config(settings, Path(checkpoint_dir)),
         train_dataset=dataset,
         processing_class=processor,

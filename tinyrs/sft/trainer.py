@@ -223,14 +223,14 @@ def training_arguments(settings: SftSettings, checkpoint_dir: Path):
         tf32=settings.tf32 and torch.cuda.is_available(),
         dataloader_num_workers=settings.dataloader_workers,
         train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
-        use_liger_kernel=use_liger(settings.liger_kernel),
+        use_liger_kernel=use_liger(settings),
     )
 
 
-def use_liger(requested: bool) -> bool:
+def use_liger(settings: SftSettings) -> bool:
     """Liger's Triton kernels need CUDA: off on a CPU (said once); on a GPU, an error without the package or
     with a transformers it does not work with (``preflight.liger_ready_problems``)."""
-    if not requested:
+    if not settings.liger_kernel:
         return False
     import torch
 
@@ -239,7 +239,7 @@ def use_liger(requested: bool) -> bool:
     if not torch.cuda.is_available():
         print("tinyrs: liger_kernel needs CUDA; training without it")
         return False
-    problems = preflight.liger_ready_problems()
+    problems = preflight.liger_ready_problems(settings)
     if problems:
         raise preflight.PreflightError(problems)
     return True
@@ -254,7 +254,7 @@ def build_trainer(settings: SftSettings, init_model: str, manifest_path: str, ch
     model = load_model(init_model, attn_implementation=settings.attn_implementation, for_training=True)
     model.config.use_cache = False
     trainable = optim.apply_freezing(model, settings.freeze_llm, settings.freeze_vision_tower, settings.tune_merger)
-    encoder = SampleEncoder(processor, chat.system_prompt(settings.chat.to_dict(), settings.system_prompt),
+    encoder = SampleEncoder(processor, chat.system_prompt(settings.chat, settings.system_prompt),
                             settings.max_length)
     pad_id = processor.tokenizer.pad_token_id
     trainer = make_trainer_class()(

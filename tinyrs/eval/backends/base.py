@@ -1,4 +1,4 @@
-"""The backend interface and the choice of backend by ``settings["backend"]``.
+"""The backend interface and the choice of backend by the eval settings' ``backend``.
 
 A batch is a list of ``(messages, images)``: chat messages from ``tinyrs.eval.prompts`` and the PIL images
 they refer to. Every backend renders the messages with ``tinyrs.chat.render`` (the model's own chat
@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any, Sequence
 
 from tinyrs.config import ConfigError
+from tinyrs.settings import EvalSettings
 
 Batch = Sequence[tuple[list[dict], list[Any]]]
 BACKENDS = {
@@ -41,8 +42,8 @@ def require(package: str, backend: str) -> ModuleType:
         ) from err
 
 
-def make_backend(settings: dict, model_dir: str | Path) -> Backend:
-    name = settings["backend"]
+def make_backend(settings: EvalSettings, model_dir: str | Path) -> Backend:
+    name = settings.backend
     if name not in BACKENDS:
         raise ConfigError(f"eval.backend: unknown backend '{name}'; expected one of {sorted(BACKENDS)}")
     module_name, class_name = BACKENDS[name]

@@ -19,6 +19,7 @@ from tinyrs.config import ConfigError
 from tinyrs.eval.backends.base import Backend, Batch, require
 from tinyrs.io import model_dir_of
 from tinyrs.model.load import load_processor
+from tinyrs.settings import EvalSettings
 
 DTYPES = {"bf16": "bfloat16"}
 PRERENDERED_TEMPLATE = "tinyrs-prerendered"
@@ -62,23 +63,23 @@ def lmdeploy_prompts(processor, batch: Batch, image_block: str, image_token: str
 class LMDeployBackend(Backend):
     name = "lmdeploy"
 
-    def __init__(self, model_dir: str | Path, settings: dict):
+    def __init__(self, model_dir: str | Path, settings: EvalSettings):
         lmdeploy = require("lmdeploy", self.name)
         from lmdeploy.vl.constants import IMAGE_TOKEN
 
-        if settings["precision"] not in DTYPES:
-            raise ConfigError(f"eval.precision '{settings['precision']}': the lmdeploy backend runs bf16 only")
+        if settings.precision not in DTYPES:
+            raise ConfigError(f"eval.precision '{settings.precision}': the lmdeploy backend runs bf16 only")
         model_dir = model_dir_of(model_dir)
         self.processor = load_processor(model_dir)
         self.image_block = image_block(self.processor)
         self.image_token = IMAGE_TOKEN
         self.pipe = lmdeploy.pipeline(
             str(model_dir),
-            backend_config=lmdeploy.PytorchEngineConfig(dtype=DTYPES[settings["precision"]]),
+            backend_config=lmdeploy.PytorchEngineConfig(dtype=DTYPES[settings.precision]),
             chat_template_config=chat_template_config(self.processor),
         )
         self.gen_config = lmdeploy.GenerationConfig(
-            max_new_tokens=settings["max_new_tokens"], top_k=1, skip_special_tokens=True
+            max_new_tokens=settings.max_new_tokens, top_k=1, skip_special_tokens=True
         )
 
     def generate(self, batch: Batch) -> list[str]:

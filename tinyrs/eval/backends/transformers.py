@@ -6,21 +6,22 @@ from pathlib import Path
 from tinyrs.chat import render
 from tinyrs.eval.backends.base import Backend, Batch
 from tinyrs.model.load import load_model, load_processor
+from tinyrs.settings import EvalSettings
 
 
 class TransformersBackend(Backend):
     name = "transformers"
 
-    def __init__(self, model_dir: str | Path, settings: dict):
+    def __init__(self, model_dir: str | Path, settings: EvalSettings):
         import torch
 
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.processor = load_processor(model_dir)
         # Decoder-only generation appends after the last position: pad on the left so every prompt ends there.
         self.processor.tokenizer.padding_side = "left"
-        self.model = load_model(model_dir, settings["precision"], settings["attn_implementation"])
+        self.model = load_model(model_dir, settings.precision, settings.attn_implementation)
         self.model.to(self.device).eval()
-        self.max_new_tokens = settings["max_new_tokens"]
+        self.max_new_tokens = settings.max_new_tokens
 
     def generate(self, batch: Batch) -> list[str]:
         import torch

@@ -11,6 +11,7 @@ from tinyrs.chat import render
 from tinyrs.eval.backends.base import Backend, Batch, require
 from tinyrs.io import model_dir_of
 from tinyrs.model.load import load_processor
+from tinyrs.settings import EvalSettings
 
 DTYPES = {"bf16": "bfloat16", "fp32": "float32"}
 
@@ -18,19 +19,19 @@ DTYPES = {"bf16": "bfloat16", "fp32": "float32"}
 class VLLMBackend(Backend):
     name = "vllm"
 
-    def __init__(self, model_dir: str | Path, settings: dict, max_images_per_prompt: int = 1):
+    def __init__(self, model_dir: str | Path, settings: EvalSettings, max_images_per_prompt: int = 1):
         vllm = require("vllm", self.name)
         model_dir = model_dir_of(model_dir)
         self.processor = load_processor(model_dir)
         self.llm = vllm.LLM(
             model=str(model_dir),
-            dtype=DTYPES[settings["precision"]],
+            dtype=DTYPES[settings.precision],
             limit_mm_per_prompt={"image": max_images_per_prompt},
-            gpu_memory_utilization=settings["vllm_gpu_memory_utilization"],
+            gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
             seed=0,
         )
         self.sampling = vllm.SamplingParams(
-            temperature=0.0, max_tokens=settings["max_new_tokens"], skip_special_tokens=True
+            temperature=0.0, max_tokens=settings.max_new_tokens, skip_special_tokens=True
         )
 
     def requests(self, batch: Batch) -> list[dict]:

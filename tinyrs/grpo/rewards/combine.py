@@ -33,6 +33,7 @@ from tinyrs.grpo.rewards.inputs import Completion, Sample, read_completions, sam
 from tinyrs.grpo.rewards.judge import Judge, check_judge_endpoint, judge_unusable_reason
 from tinyrs.grpo.rewards.registry import REWARDS, Scorer
 from tinyrs.io import DataError
+from tinyrs.settings import GrpoSettings
 
 OPEN_ENDED = "0"
 RewardFunction = Callable[..., list[float]]
@@ -68,15 +69,15 @@ def batch_summary(name: str, values: Sequence[float]) -> dict[str, float]:
 
 
 class RewardSuite:
-    """The configured rewards of ``grpo_settings`` (``tinyrs.config.stage_settings`` of a GRPO stage); scorers built on first use."""
+    """The configured rewards of a GRPO stage's settings; scorers built on first use."""
 
-    def __init__(self, grpo_settings: dict):
-        rewards = grpo_settings["rewards"]
+    def __init__(self, grpo_settings: GrpoSettings):
+        rewards = grpo_settings.rewards
         self.settings = grpo_settings
-        self.chat = grpo_settings["chat"]
-        self.format_weight = float(rewards["format_weight"])
-        self.by_answer_type = _weighted_mappings(rewards["by_answer_type"], "grpo.rewards.by_answer_type")
-        self.by_task = _weighted_mappings(rewards["by_task"], "grpo.rewards.by_task")
+        self.chat = grpo_settings.chat
+        self.format_weight = float(rewards.format_weight)
+        self.by_answer_type = _weighted_mappings(rewards.by_answer_type, "grpo.rewards.by_answer_type")
+        self.by_task = _weighted_mappings(rewards.by_task, "grpo.rewards.by_task")
         self.stats = RewardStats()
         self._scorers: dict[str, Scorer] = {}
 
@@ -199,16 +200,16 @@ def _check_scores(name: str, scores: Sequence[float], expected: int) -> None:
         raise RuntimeError(f"reward '{name}' returned {bad[:3]} outside its range [{spec.low}, {spec.high}]")
 
 
-def keeps_sample(grpo_settings: dict, solution: Sequence[Any]) -> bool:
+def keeps_sample(grpo_settings: GrpoSettings, solution: Sequence[Any]) -> bool:
     """Whether the trainer keeps a dataset row: False for open-ended rows when ``skip_open_ended`` is true.
 
     ``solution`` is the row's ``[answer_type, answer, question, image]`` (a ``Sample`` works too).
     """
-    return not (grpo_settings["skip_open_ended"] and str(solution[0]) == OPEN_ENDED)
+    return not (grpo_settings.skip_open_ended and str(solution[0]) == OPEN_ENDED)
 
 
 def check_ready(
-    grpo_settings: dict, solutions: Iterable[Sequence[Any]], tasks: Iterable[Any] | None = None
+    grpo_settings: GrpoSettings, solutions: Iterable[Sequence[Any]], tasks: Iterable[Any] | None = None
 ) -> dict[str, int]:
     """Check the reward configuration against the dataset before training; return sample counts per route.
 
@@ -242,10 +243,10 @@ def check_ready(
     return dict(counts)
 
 
-def require_usable_judge(grpo_settings: dict) -> None:
+def require_usable_judge(grpo_settings: GrpoSettings) -> None:
     """Raise ConfigError, with the remedies, when samples need the judge but it cannot be called."""
-    check_judge_endpoint(grpo_settings["judge"])
-    reason = judge_unusable_reason(grpo_settings["judge"])
+    check_judge_endpoint(grpo_settings.judge)
+    reason = judge_unusable_reason(grpo_settings.judge)
     if reason:
         raise ConfigError(
             f"samples mapped to the LLM judge are to be scored, but {reason}. Set the key, point "
@@ -254,7 +255,7 @@ def require_usable_judge(grpo_settings: dict) -> None:
         )
 
 
-def make_reward_functions(grpo_settings: dict) -> list[RewardFunction]:
+def make_reward_functions(grpo_settings: GrpoSettings) -> list[RewardFunction]:
     """``[format_reward, accuracy_reward]`` as TRL's GRPOTrainer calls them.
 
     TRL calls ``f(prompts=..., completions=..., completion_ids=..., **dataset_columns, log_metric=...)``

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, Sequence
 from tinyrs.answers import parse_completion
 from tinyrs.grpo.rewards.format import is_well_formed
 from tinyrs.io import DataError
+from tinyrs.settings import ChatSettings
 
 
 class Sample(NamedTuple):
@@ -90,7 +91,7 @@ def read_completion(text: str, reasoning_tag: str, answer_tag: str) -> Completio
     )
 
 
-def read_completions(completions: Sequence[Any], chat: dict) -> list[Completion]:
+def read_completions(completions: Sequence[Any], chat: ChatSettings) -> list[Completion]:
     """Parse a batch of completions with the configured tags (``chat.reasoning_tag``/``answer_tag``)."""
-    tags = chat["reasoning_tag"], chat["answer_tag"]
+    tags = chat.reasoning_tag, chat.answer_tag
     return [read_completion(completion_text(c, f"completions[{i}]"), *tags) for i, c in enumerate(completions)]

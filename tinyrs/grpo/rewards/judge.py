@@ -29,6 +29,7 @@ from typing import Sequence
 
 from tinyrs.config import ConfigError, judge_problems
 from tinyrs.grpo.rewards.inputs import Completion, Sample
+from tinyrs.settings import JudgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +69,19 @@ def parse_judge_score(reply: str | None) -> int | None:
     return integers.pop() if len(integers) == 1 and integers <= set(range(11)) else None
 
 
-def check_judge_endpoint(judge_settings: dict) -> None:
+def check_judge_endpoint(judge_settings: JudgeSettings) -> None:
     """Raise ConfigError, naming the key, when the judge's key could be sent where it must not go."""
     problems = judge_problems(judge_settings)
     if problems:
         raise ConfigError("; ".join(f"grpo.judge.{key}: {message}" for key, message in problems))
 
 
-def judge_unusable_reason(judge_settings: dict) -> str | None:
+def judge_unusable_reason(judge_settings: JudgeSettings) -> str | None:
     """Why the judge cannot be called with this configuration and environment, or None if it can."""
-    if judge_settings["base_url"] is None and not os.environ.get(judge_settings["api_key_env"]):
+    if judge_settings.base_url is None and not os.environ.get(judge_settings.api_key_env):
         return (
             f"grpo.judge.base_url is null (the OpenAI API, which needs a key) and the environment variable "
-            f"{judge_settings['api_key_env']} (grpo.judge.api_key_env) is not set"
+            f"{judge_settings.api_key_env} (grpo.judge.api_key_env) is not set"
         )
     return None
 
@@ -88,21 +89,22 @@ def judge_unusable_reason(judge_settings: dict) -> str | None:
 class Judge:
     """Batch scorer ``judge(completions, samples) -> list[float]`` with bounded concurrency and counters.
 
-    ``judge_settings`` is ``grpo.judge`` of the config (plus an optional ``prompt_template`` using the
-    fields ``{question}``, ``{reference}`` and ``{answer}``). ``backoff_s`` is the first retry's delay;
-    each further retry doubles it.
+    ``judge_settings`` is a GRPO stage's ``judge`` (its ``prompt_template``, when not null, uses the fields
+    ``{question}``, ``{reference}`` and ``{answer}``). ``backoff_s`` is the first retry's delay; each further retry
+    doubles it.
     """
 
-    def __init__(self, judge_settings: dict, backoff_s: float = 1.0):
+    def __init__(self, judge_settings: JudgeSettings, backoff_s: float = 1.0):
         check_judge_endpoint(judge_settings)
-        self.base_url = judge_settings["base_url"]
-        self.model = judge_settings["model"]
-        self.api_key_env = judge_settings["api_key_env"]
-        self.timeout_s = float(judge_settings["timeout_s"])
-        self.max_retries = int(judge_settings["max_retries"])
-        self.concurrency = int(judge_settings["concurrency"])
-        self.fallback = judge_settings["fallback"]
-        self.prompt_template = judge_settings.get("prompt_template") or DEFAULT_PROMPT
+        self.settings = judge_settings
+        self.base_url = judge_settings.base_url
+        self.model = judge_settings.model
+        self.api_key_env = judge_settings.api_key_env
+        self.timeout_s = float(judge_settings.timeout_s)
+        self.max_retries = judge_settings.max_retries
+        self.concurrency = judge_settings.concurrency
+        self.fallback = judge_settings.fallback
+        self.prompt_template = judge_settings.prompt_template or DEFAULT_PROMPT
         self.backoff_s = backoff_s
         self.failures: Counter[str] = Counter({kind: 0 for kind in FAILURE_KINDS})
         self.fallbacks = 0
@@ -129,9 +131,7 @@ class Judge:
         """The OpenAI client, built on first use; retries are ours, so the library's own are off."""
         with self._lock:
             if self._client is None:
-                reason = judge_unusable_reason(
-                    {"base_url": self.base_url, "api_key_env": self.api_key_env}
-                )
+                reason = judge_unusable_reason(self.settings)
                 if reason:
                     raise ConfigError(f"the LLM judge cannot be called: {reason}")
                 from openai import OpenAI

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from tinyrs.grpo.rewards.combine import RewardSuite, check_reward_names, check_truth, require_usable_judge
 from tinyrs.grpo.rewards.inputs import Completion, Sample, completion_text, read_completion, sample_from_solution
 from tinyrs.io import DataError, atomic_open, scan_jsonl
+from tinyrs.settings import GrpoSettings
 
 OUTPUT_FIELD = "rewards"
 
@@ -37,7 +38,7 @@ def job_from_record(record: dict, where: str, suite: RewardSuite) -> Job | None:
     if "completion" not in record:
         raise DataError(f"{where}: field 'completion' is missing")
     text = completion_text(record["completion"], f"{where}: field 'completion'")
-    completion = read_completion(text, suite.chat["reasoning_tag"], suite.chat["answer_tag"])
+    completion = read_completion(text, suite.chat.reasoning_tag, suite.chat.answer_tag)
     if "solution" in record:
         sample = sample_from_solution(record["solution"], f"{where}: field 'solution'", record.get("task"))
     elif "answer" in record and ("answer_type" in record or "reward" in record or "task" in record):
@@ -72,7 +73,7 @@ def read_jobs(path: str | os.PathLike, suite: RewardSuite, skip_bad_lines: bool)
 
 
 def score_file(
-    grpo_settings: dict, input_path: str | os.PathLike, output_path: str | os.PathLike, skip_bad_lines: bool = False
+    grpo_settings: GrpoSettings, input_path: str | os.PathLike, output_path: str | os.PathLike, skip_bad_lines: bool = False
 ) -> dict[str, Any]:
     """Score every line of ``input_path`` into ``output_path``; return counts, mean total and component stats."""
     suite = RewardSuite(grpo_settings)

@@ -13,6 +13,7 @@ from tinyrs.grpo.rewards.closed import closed_reward, label_recall_reward
 from tinyrs.grpo.rewards.inputs import Completion, Sample
 from tinyrs.grpo.rewards.judge import Judge
 from tinyrs.grpo.rewards.text import hslr_rewards, jaccard_reward, levenshtein_reward, lmgr_reward, sbert_rewards
+from tinyrs.settings import GrpoSettings
 
 Scorer = Callable[[Sequence[Completion], Sequence[Sample]], list[float]]
 
@@ -25,17 +26,17 @@ class RewardSpec:
     low: float
     high: float
     needs_truth_boxes: bool
-    build: Callable[[dict], Scorer]
+    build: Callable[[GrpoSettings], Scorer]
 
 
-def _answer_vs_truth(reward: Callable[[str | None, str], float]) -> Callable[[dict], Scorer]:
+def _answer_vs_truth(reward: Callable[[str | None, str], float]) -> Callable[[GrpoSettings], Scorer]:
     def scorer(completions: Sequence[Completion], samples: Sequence[Sample]) -> list[float]:
         return [reward(c.answer, s.answer) for c, s in zip(completions, samples, strict=True)]
 
     return lambda settings: scorer
 
 
-def _batch_answer_vs_truth(rewards: Callable[[list, list], list[float]]) -> Callable[[dict], Scorer]:
+def _batch_answer_vs_truth(rewards: Callable[[list, list], list[float]]) -> Callable[[GrpoSettings], Scorer]:
     def scorer(completions: Sequence[Completion], samples: Sequence[Sample]) -> list[float]:
         return rewards([c.answer for c in completions], [s.answer for s in samples])
 
@@ -60,6 +61,6 @@ REWARDS: dict[str, RewardSpec] = {
         RewardSpec("lmgr", 0.0, 1.0, True, _answer_vs_truth(lmgr_reward)),
         RewardSpec("sbert", 0.0, 1.0, False, _batch_answer_vs_truth(sbert_rewards)),
         RewardSpec("hslr", 0.0, 1.0, False, _batch_answer_vs_truth(hslr_rewards)),
-        RewardSpec("judge", 0.0, 1.0, False, lambda settings: Judge(settings["judge"])),
+        RewardSpec("judge", 0.0, 1.0, False, lambda settings: Judge(settings.judge)),
     )
 }
