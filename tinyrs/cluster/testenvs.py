@@ -144,10 +144,10 @@ IMAGE_TESTS = {
     "grpo": ("test_config.py", "test_settings.py", "test_trainer_arguments.py", "test_grpo_config.py",
              "test_preflight.py", "test_grpo_dataset.py", "test_grpo_train.py", "test_rewards.py", "test_rewards_combine.py",
              "test_rewards_judge.py", "test_rewards_sbert.py"),
-    "eval": ("test_config.py", "test_preflight.py", "test_eval_tasks.py", "test_eval_scoring.py",
+    "eval": ("test_config.py", "test_settings.py", "test_preflight.py", "test_eval_tasks.py", "test_eval_scoring.py",
              "test_eval_metrics_geovlm.py", "test_eval_runner.py", "test_eval_vllm.py"),
-    "eval-lmdeploy": ("test_config.py", "test_preflight.py", "test_eval_scoring.py", "test_eval_metrics_geovlm.py",
-                      "test_eval_runner.py", "test_eval_lmdeploy.py"),
+    "eval-lmdeploy": ("test_config.py", "test_settings.py", "test_preflight.py", "test_eval_scoring.py",
+                      "test_eval_metrics_geovlm.py", "test_eval_runner.py", "test_eval_lmdeploy.py"),
 }
 TESTED_IMAGES = tuple(IMAGE_TESTS)
 
