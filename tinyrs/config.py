@@ -20,7 +20,8 @@ import yaml
 
 from tinyrs.kinds import KINDS, Kind
 from tinyrs.paths import WorkPaths
-from tinyrs.settings import EvalSettings, JudgeSettings, StageSettings
+from tinyrs.settings import (DataListSettings, DemoWorldSettings, EvalSettings, FetchSettings, JudgeSettings,
+                             ModelSettings, ReportSettings, StageSettings, TinyModelSettings)
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 BASE = "base"                       # the base model: the init of the first stage, evaluated like a stage
@@ -396,7 +397,7 @@ def read_settings(path: str | os.PathLike) -> dict:
 
 def read_eval_settings(path: str | os.PathLike) -> EvalSettings:
     """An eval column's settings file as an ``EvalSettings``: checked once, here."""
-    return EvalSettings.from_dict(read_settings(path), str(path))
+    return EvalSettings.from_file(path)
 
 
 def read_stage_settings(path: str | os.PathLike) -> StageSettings:
@@ -409,14 +410,15 @@ def read_stage_settings(path: str | os.PathLike) -> StageSettings:
 
 
 def all_stage_settings(config: dict) -> dict[str, dict]:
-    """The settings of every stage, eval column and data list, by name: what a stage's runs depend on. A stage's and
-    a column's settings pass through their settings class, so the workflow writes no file that ``tinyrs train`` or
-    ``tinyrs eval`` would refuse."""
+    """The settings of every stage, eval column and data list, by name: what a stage's runs depend on. Each passes
+    through its settings class, so the workflow writes no file that ``tinyrs train``, ``tinyrs eval`` or ``tinyrs
+    data`` would refuse."""
     settings = {stage: typed_stage_settings(config, stage).to_dict() for stage in stages(config)}
     for stage in config["eval"]["stages"]:
         settings[f"eval-{stage}"] = typed_eval_settings(config, stage).to_dict()
     for name, spec in config["data"]["lists"].items():
-        settings[f"data-{name}"] = {**spec, **{key: config["data"][key] for key in DATA_CHECKS}}
+        checks = {key: config["data"][key] for key in DATA_CHECKS}
+        settings[f"data-{name}"] = DataListSettings.from_dict({**spec, **checks}, f"data.lists.{name}").to_dict()
     return settings
 
 
@@ -426,33 +428,37 @@ def hub_mirror(config: dict) -> str | None:
     return WorkPaths(config["workdir"]).demo_hub() if config["demo_world"] else config["hub"]["mirror"]
 
 
-def base_model_settings(config: dict) -> dict:
+def base_model_settings(config: dict) -> TinyModelSettings | ModelSettings:
     """``tinyrs model tiny``'s image sizes, or ``tinyrs model fetch``'s source of the base model."""
     base, defaults = config["base_model"], config["train_defaults"]
     if base["source"] == "tiny":
-        return {"family": base["family"], "min_pixels": defaults["min_pixels"], "max_pixels": defaults["max_pixels"]}
-    return {"stage": "base", "repo": base["repo"], "revision": base["revision"], "mirror": config["hub"]["mirror"],
-            "family": base["family"]}
+        return TinyModelSettings.from_dict({"family": base["family"], "min_pixels": defaults["min_pixels"],
+                                            "max_pixels": defaults["max_pixels"]}, "base_model")
+    return ModelSettings.from_dict({"stage": BASE, "repo": base["repo"], "revision": base["revision"],
+                                    "mirror": config["hub"]["mirror"], "family": base["family"]}, "base_model")
 
 
 def job_settings(config: dict) -> dict[str, dict]:
     """The settings of the workflow's other jobs, by name: dataset downloads, the base model, the published
-    checkpoints, the demo world and the report. Their rules pass them as --settings, like the stages'."""
+    checkpoints, the demo world and the report. Their rules pass them as --settings, like the stages'; each passes
+    through its settings class (``tinyrs.settings.jobs``), which the command reading it builds again."""
     mirror = hub_mirror(config)
-    settings = {f"fetch-{key}": {"dataset": key, **spec, "mirror": mirror}
-                for key, spec in config["hub"]["datasets"].items()}
-    settings["model-base"] = base_model_settings(config)
+    typed = {f"fetch-{key}": FetchSettings.from_dict({"dataset": key, **spec, "mirror": mirror}, f"hub.datasets.{key}")
+             for key, spec in config["hub"]["datasets"].items()}
+    typed["model-base"] = base_model_settings(config)
     external = external_models(config)
-    for name, spec in external.items():
-        settings[f"model-{name}"] = {"stage": name, "repo": spec["repo"], "revision": spec["revision"], "mirror": mirror,
-                                     "family": None}   # a published model is of whatever family it is
+    for name, spec in external.items():   # a published model is of whatever family it is
+        typed[f"model-{name}"] = ModelSettings.from_dict(
+            {"stage": name, "repo": spec["repo"], "revision": spec["revision"], "mirror": mirror, "family": None},
+            f"eval.external_models.{name}")
     if config["demo_world"]:
-        settings["demo-world"] = dict(config["demo_world"])
+        typed["demo-world"] = DemoWorldSettings.from_dict(dict(config["demo_world"]), "demo_world")
     rewarded = reward_curve_stage(config)
-    settings["report"] = {"stages": config["eval"]["stages"],
-                          "grpo_log": WorkPaths(config["workdir"]).train_log(rewarded) if rewarded else None,
-                          "external": {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external.items()}}
-    return settings
+    typed["report"] = ReportSettings.from_dict(
+        {"stages": config["eval"]["stages"],
+         "grpo_log": WorkPaths(config["workdir"]).train_log(rewarded) if rewarded else None,
+         "external": {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external.items()}}, "eval.stages")
+    return {name: settings.to_dict() for name, settings in typed.items()}
 
 
 def workflow_settings(config: dict) -> dict[str, dict]:

@@ -7,6 +7,7 @@ import sys
 
 from tinyrs.cli.options import add_settings_option, from_settings, require
 from tinyrs.data.records import MAX_REJECTED_FRACTION
+from tinyrs.settings import DataListSettings, FetchSettings
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -46,9 +47,11 @@ def _correct(args: argparse.Namespace) -> int:
 def _oversample(args: argparse.Namespace) -> int:
     from tinyrs.data.oversample import SHUFFLED_ONCE, check_factors, load_factors, oversample
 
-    if from_settings(args):  # the list's settings: its oversample section, which also holds the seed
-        factors = check_factors(args.factors or SHUFFLED_ONCE, args.settings)
-        args.seed = factors["seed"]
+    settings = from_settings(args)
+    if settings:  # the list's settings: its oversample section, which also holds the seed
+        section = settings.oversample.to_dict() if settings.oversample else SHUFFLED_ONCE
+        factors = check_factors(section, args.settings)
+        args.seed = section["seed"]
     else:
         factors = load_factors(args.factors)
     require(args, "seed")
@@ -86,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = data.add_subparsers(dest="data_command", required=True)
 
     fetch = commands.add_parser("fetch", help="download a Hub dataset repo (or link it from a mirror)")
-    add_settings_option(fetch, "the dataset's fetch settings (settings/fetch-<dataset>.json)",
+    add_settings_option(fetch, "the dataset's fetch settings (settings/fetch-<dataset>.json)", FetchSettings,
                         {"dataset": "dataset", "repo": "repo", "revision": "revision", "allow_pattern": "allow_patterns",
                          "unpack_shards": "unpack_shards", "mirror": "mirror"})
     fetch.add_argument("--dataset", help="dataset key (recorded in .complete)")
@@ -100,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     correct = commands.add_parser("correct", help="stream a raw list: fix image paths and tags, reject bad records")
     add_settings_option(correct, "the list's data settings (settings/data-<list>.json; its file is read from "
-                                 "--image-root)", {"list": "file", "check": "check_images",
+                                 "--image-root)", DataListSettings, {"list": "file", "check": "check_images",
                                                    "max_rejected_fraction": "max_rejected_fraction",
                                                    "allow_empty": "allow_empty"})
     correct.add_argument("--list", help="raw VHM JSON array")
@@ -122,7 +125,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     oversample.add_argument("--in-dir", required=True, help="output folder of `tinyrs data correct`")
     add_settings_option(oversample, "the list's data settings (settings/data-<list>.json): its oversample section "
                                     "holds the factors and --seed (null: every record once, shuffled with seed 0)",
-                        {"factors": "oversample", "allow_empty": "allow_empty"})
+                        DataListSettings, {"allow_empty": "allow_empty"})
     oversample.add_argument(
         "--factors", help='JSON or a JSON file: null or {"default": f, "factors": {source: f}}; absent: copy'
     )

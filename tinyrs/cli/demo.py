@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from tinyrs.cli.options import add_settings_option, from_settings
+from tinyrs.settings import DemoWorldSettings
 
 
 def run_demo_world(args: argparse.Namespace) -> int:
@@ -25,7 +26,8 @@ def register(subparsers) -> None:
         "demo-world", help="write synthetic datasets laid out like the four Hub repositories",
         description="Write VHM_VersaD, VHM_dataset_sft, VHM_dataset_grpo and scorers_datasets_eval (synthetic, "
                     "deterministic for a seed) under --out, then demo_world.json with the counts.")
-    add_settings_option(parser, "the demo world's settings (settings/demo-world.json)", {"seed": "seed", "scale": "scale"})
+    add_settings_option(parser, "the demo world's settings (settings/demo-world.json)", DemoWorldSettings,
+                        {"seed": "seed", "scale": "scale"})
     parser.add_argument("--out", required=True, help="directory to write (its four repository folders are replaced)")
     parser.add_argument("--seed", type=int, default=0, help="same seed, byte-identical files (default 0)")
     parser.add_argument("--scale", choices=("tiny", "small"), default="tiny",

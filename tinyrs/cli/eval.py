@@ -5,6 +5,7 @@ import argparse
 import json
 
 from tinyrs.cli.options import add_settings_option, from_settings, require
+from tinyrs.settings import EvalSettings
 
 
 def register(subparsers) -> None:
@@ -33,7 +34,8 @@ def register(subparsers) -> None:
     merge = commands.add_parser("merge", help="combine finished shards into <task>.jsonl and <task>.metrics.json")
     merge.add_argument("--task", required=True)
     merge.add_argument("--out-dir", required=True)
-    add_settings_option(merge, "the column's eval settings (settings/eval-<column>.json)", {"shards": "shards"})
+    add_settings_option(merge, "the column's eval settings (settings/eval-<column>.json)", EvalSettings,
+                        {"shards": "shards"})
     merge.add_argument("--shards", type=int)
     merge.set_defaults(func=merge_command)
 

@@ -6,6 +6,7 @@ import argparse
 
 from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES
 from tinyrs.cli.options import add_settings_option, from_settings, require
+from tinyrs.settings import ModelSettings, TinyModelSettings
 
 
 def register(subparsers) -> None:
@@ -13,7 +14,7 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="model_command", required=True)
 
     tiny = commands.add_parser("tiny", help="build the tiny random-init base model of the demo world")
-    add_settings_option(tiny, "the base model's settings (settings/model-base.json)",
+    add_settings_option(tiny, "the base model's settings (settings/model-base.json)", TinyModelSettings,
                         {"family": "family", "min_pixels": "min_pixels", "max_pixels": "max_pixels"})
     tiny.add_argument("--family", choices=sorted(FAMILIES), default=DEFAULT_FAMILY, help="base_model.family")
     tiny.add_argument("--out", required=True, help="model directory to write")
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
     tiny.set_defaults(func=_tiny)
 
     fetch = commands.add_parser("fetch", help="download a model from the Hugging Face Hub (or a local mirror)")
-    add_settings_option(fetch, "the model's settings (settings/model-<name>.json)",
+    add_settings_option(fetch, "the model's settings (settings/model-<name>.json)", ModelSettings,
                         {"repo": "repo", "revision": "revision", "mirror": "mirror", "stage": "stage",
                          "family": "family"})
     fetch.add_argument("--repo")
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
     to_mirror = commands.add_parser(
         "to-mirror", help="lay out a model directory as a Hub repo of a local mirror (what fetch --mirror reads)")
     add_settings_option(to_mirror, "the settings of the model it stands for (settings/model-<name>.json)",
-                        {"repo": "repo", "mirror": "mirror"})
+                        ModelSettings, {"repo": "repo", "mirror": "mirror"})
     to_mirror.add_argument("--model", required=True, help="model directory (or its tinyrs_manifest.json)")
     to_mirror.add_argument("--repo", help="the Hub id it stands for, owner/name")
     to_mirror.add_argument("--mirror", help="the mirror directory: the model goes to <mirror>/<name>")

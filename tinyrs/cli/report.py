@@ -35,13 +35,14 @@ def _external(values: list[str]) -> dict[str, str]:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from tinyrs.config import ConfigError, eval_tasks, external_models, load_config, read_settings
+    from tinyrs.config import ConfigError, eval_tasks, external_models, load_config
     from tinyrs.report import write_report
+    from tinyrs.settings import ReportSettings
 
     config = load_config(args.config) if args.config else None
-    settings = read_settings(args.settings) if args.settings else {}
+    settings = ReportSettings.from_file(args.settings) if args.settings else None
     if settings:
-        stages = settings["stages"]
+        stages = settings.stages
     elif args.stages:
         stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()]
     elif config:
@@ -51,8 +52,9 @@ def report_command(args: argparse.Namespace) -> int:
     expected = eval_tasks(config) if config else None
     external = {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external_models(config).items()
                 if name in stages} if config else {}
-    external.update(settings.get("external", {}))
+    if settings:
+        external.update(settings.external)
     external.update(_external(args.external))
-    grpo_log = args.grpo_log or settings.get("grpo_log")
+    grpo_log = args.grpo_log or (settings.grpo_log if settings else None)
     print(write_report(args.eval_dir, stages, args.out_dir, expected, external, grpo_log), end="")
     return 0

@@ -1,0 +1,81 @@
+"""The settings of the workflow's other jobs (``tinyrs.config.job_settings`` and the data lists'): what ``tinyrs
+data fetch|correct|oversample``, ``tinyrs model tiny|fetch|to-mirror``, ``tinyrs demo-world`` and ``tinyrs report``
+read with ``--settings``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinyrs.settings.base import Settings
+
+
+@dataclass(frozen=True)
+class FetchSettings(Settings):
+    """``settings/fetch-<dataset>.json``: an entry of config ``hub.datasets`` and where it comes from."""
+
+    dataset: str
+    repo: str
+    revision: str
+    allow_patterns: list[str]
+    unpack_shards: bool
+    mirror: str | None       # the demo world's mirror, ``hub.mirror``, or null: the Hugging Face Hub
+
+
+@dataclass(frozen=True)
+class OversampleSettings(Settings):
+    """A list's ``oversample`` section: the seed, the default factor and per-source factors (which may be left
+    out: every source takes the default)."""
+
+    seed: int
+    default: float
+    factors: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class DataListSettings(Settings):
+    """``settings/data-<list>.json``: an entry of config ``data.lists`` with the ``data`` checks every list takes."""
+
+    dataset: str
+    file: str
+    oversample: OversampleSettings | None   # null: every record once, shuffled with seed 0
+    check_images: str
+    max_rejected_fraction: float
+    allow_empty: bool
+
+
+@dataclass(frozen=True)
+class TinyModelSettings(Settings):
+    """``settings/model-base.json`` where ``base_model.source`` is tiny: the family and image sizes it is built for."""
+
+    family: str
+    min_pixels: int
+    max_pixels: int
+
+
+@dataclass(frozen=True)
+class ModelSettings(Settings):
+    """``settings/model-<name>.json`` of a fetched model: the base model (``base_model.source: hub``) or a published
+    checkpoint (``eval.external_models``, of whatever family it is: ``family`` null)."""
+
+    stage: str
+    repo: str
+    revision: str
+    mirror: str | None
+    family: str | None
+
+
+@dataclass(frozen=True)
+class DemoWorldSettings(Settings):
+    """``settings/demo-world.json``: config ``demo_world``."""
+
+    seed: int
+    scale: str
+
+
+@dataclass(frozen=True)
+class ReportSettings(Settings):
+    """``settings/report.json``: the report's columns, the GRPO log it plots (null: no GRPO column), and each
+    published model's source (``repo@revision``)."""
+
+    stages: list[str]
+    grpo_log: str | None
+    external: dict[str, str]
