@@ -11,7 +11,7 @@ import yaml
 from tinyrs.cli import demo as demo_cli
 from tinyrs.cli import main
 from tinyrs.cli.options import from_settings
-from tinyrs.config import job_settings, load_config, settings_text
+from tinyrs.config import eval_settings, job_settings, load_config, settings_text
 from tinyrs.io import MANIFEST_NAME, write_json
 from tinyrs.paths import mirror_dir
 
@@ -76,7 +76,8 @@ def test_the_demo_world_takes_seed_and_scale_from_its_settings(tmp_path):
 
 
 def test_eval_merge_takes_the_shard_count_from_the_eval_settings(tmp_path, capsys):
-    settings_file = _settings_file(tmp_path, "eval-sft", {"shards": 3, "tasks": {}})
+    settings = {**eval_settings(load_config(["config.yaml"]), "sft"), "shards": 3}
+    settings_file = _settings_file(tmp_path, "eval-sft", settings)
     assert main(["eval", "merge", "--settings", settings_file, "--task", "cls", "--out-dir", str(tmp_path)]) == 2
     assert "shards ['0/3', '1/3', '2/3'] have no metrics file" in capsys.readouterr().err
 
@@ -84,7 +85,8 @@ def test_eval_merge_takes_the_shard_count_from_the_eval_settings(tmp_path, capsy
 def test_the_report_takes_its_columns_and_published_models_from_its_settings(tmp_path, capsys):
     settings = job_settings(load_config(["config.yaml"]))["report"]
     assert settings["stages"][-3:] == ["TinyRS", "TinyRS-CoT", "TinyRS-R1"]
-    assert settings.pop("grpo_log") == "work/models/grpo/train_log.json"   # no GRPO run here: its section is tested
+    assert settings["grpo_log"] == "work/models/grpo/train_log.json"
+    settings["grpo_log"] = None   # no GRPO run here: the reward curves are tested elsewhere
     settings_file = _settings_file(tmp_path, "report", settings)
     write_json(tmp_path / "eval" / "sft" / "cls_a.metrics.json",
                {"task": "cls_a", "family": "classification", "primary": "accuracy", "lenient": "accuracy_lenient",
@@ -94,3 +96,19 @@ def test_the_report_takes_its_columns_and_published_models_from_its_settings(tmp
     printed = capsys.readouterr().out
     assert "| TinyRS-R1 | TinyRS-R1 (lenient) |" in printed
     assert "- TinyRS-R1: `aybora/Qwen2-VL-TinyRS-R1@main`" in printed
+
+
+@pytest.mark.parametrize(("command", "name", "change", "expected"), [
+    (["model", "fetch", "--out", "x"], "model-base", {"revison": "main"}, "unknown key 'revison'"),
+    (["model", "to-mirror", "--model", "x"], "model-TinyRS", {"mirror": 1}, "key 'mirror': 1 is not of type"),
+    (["data", "fetch", "--out", "x"], "fetch-versad", {"unpack_shards": "true"}, "key 'unpack_shards': 'true'"),
+    (["report", "--eval-dir", "x", "--out-dir", "y"], "report", {"external": None}, "key 'external': None"),
+    (["eval", "merge", "--task", "cls", "--out-dir", "x"], "eval-sft", {"shards": "3"}, "key 'shards': '3'"),
+])
+def test_a_command_refuses_a_bad_settings_file_naming_file_and_key(tmp_path, capsys, command, name, change, expected):
+    """Each command reads its settings file once, as its settings class, before doing anything."""
+    config = load_config(["config.yaml"])
+    settings = {**(eval_settings(config, "sft") if name == "eval-sft" else job_settings(config)[name]), **change}
+    settings_file = _settings_file(tmp_path, name, settings)
+    assert main([*command, "--settings", settings_file]) == 2
+    assert f"tinyrs: {settings_file}: {expected}" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Typed stage and eval settings: built once from a settings file, which must hold exactly its kind's keys and types."""
+"""Typed settings of every job (stages, eval columns, data lists, downloads, models, the demo world, the report): built
+once from a settings file, which must hold exactly its kind's keys and types."""
 from __future__ import annotations
 
 import json
@@ -6,7 +7,9 @@ import json
 import pytest
 
 from tinyrs.config import (
+    all_stage_settings,
     eval_settings,
+    job_settings,
     load_config,
     read_eval_settings,
     read_stage_settings,
@@ -16,7 +19,19 @@ from tinyrs.config import (
     stages,
 )
 from tinyrs.kinds import KINDS
-from tinyrs.settings import EvalSettings, GrpoSettings, SettingsError, SftSettings
+from tinyrs.settings import (
+    DataListSettings,
+    DemoWorldSettings,
+    EvalSettings,
+    FetchSettings,
+    GrpoSettings,
+    ModelSettings,
+    OversampleSettings,
+    ReportSettings,
+    SettingsError,
+    SftSettings,
+    TinyModelSettings,
+)
 
 CONFIGS = {"real": ["config.yaml"], "demo": ["config.yaml", "profiles/demo/overrides.yaml"]}
 
@@ -131,3 +146,82 @@ def test_an_eval_settings_file_may_leave_out_only_the_model(eval_sft, tmp_path):
     path.write_text(json.dumps(eval_sft))
     with pytest.raises(SettingsError, match=f"{path}: missing key 'tasks'"):
         read_eval_settings(path)
+
+
+def _job_class(config, name: str):
+    """The class the command reading ``settings/<name>.json`` builds from it."""
+    if name == "model-base":
+        return TinyModelSettings if config["base_model"]["source"] == "tiny" else ModelSettings
+    fixed = {"demo-world": DemoWorldSettings, "report": ReportSettings}
+    by_prefix = {"fetch-": FetchSettings, "data-": DataListSettings, "model-": ModelSettings}
+    return fixed.get(name) or next(cls for prefix, cls in by_prefix.items() if name.startswith(prefix))
+
+
+def test_every_other_jobs_settings_file_round_trips(config, tmp_path):
+    """Downloads, data lists, the base and published models, the demo world and the report: each file the workflow
+    writes reads back as its class and writes back byte for byte."""
+    plain = {**job_settings(config), **{name: settings for name, settings in all_stage_settings(config).items()
+                                       if name.startswith("data-")}}
+    expected = {"fetch-versad", "fetch-eval", "data-sft", "model-base", "report"}
+    assert expected <= set(plain) and ("demo-world" in plain) == bool(config["demo_world"])
+    for name, settings in plain.items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(settings_text(settings))
+        typed = _job_class(config, name).from_file(path)
+        assert typed.to_dict() == settings
+        assert settings_text(typed.to_dict()) == path.read_text()
+
+
+def test_a_lists_oversample_section_is_typed_and_may_be_null(repo_root):
+    demo = all_stage_settings(load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"]))
+    sft = DataListSettings.from_dict(demo["data-sft"], "data-sft.json")
+    assert isinstance(sft.oversample, OversampleSettings) and sft.oversample.factors == {"DOIR-RSVG": 2.0,
+                                                                                           "RSVQA_HR": 1.5}
+    assert DataListSettings.from_dict(demo["data-cot"], "data-cot.json").oversample.factors is None
+    real = all_stage_settings(load_config([repo_root / "config.yaml"]))
+    assert DataListSettings.from_dict(real["data-sft"], "data-sft.json").oversample is None
+
+
+@pytest.fixture
+def data_sft(repo_root):
+    config = load_config([repo_root / "config.yaml", repo_root / "profiles/demo/overrides.yaml"])
+    return all_stage_settings(config)["data-sft"]
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"check_image": "exists"}, "unknown key 'check_image'"),
+    ({"allow_empty": "false"}, "key 'allow_empty': 'false' is not of type bool"),
+    ({"oversample": {"seed": 0, "default": 1.0, "factors": {"UCM": "2"}}}, "key 'oversample.factors': "),
+    ({"oversample": {"seed": 0, "default": 1.0, "factors": None}}, "key 'oversample.factors': None is its default"),
+    ({"oversample": {"default": 1.0}}, "missing key 'oversample.seed'"),
+    ({"oversample": 2.0}, "key 'oversample': expected a mapping, got float"),
+])
+def test_a_bad_data_list_settings_file_is_an_error_naming_file_and_key(data_sft, tmp_path, change, expected):
+    path = tmp_path / "data-sft.json"
+    path.write_text(json.dumps({**data_sft, **change}))
+    with pytest.raises(SettingsError, match=f"{path}: {expected}"):
+        DataListSettings.from_file(path)
+
+
+@pytest.mark.parametrize(("cls", "settings", "expected"), [
+    (DemoWorldSettings, {"seed": 0, "scale": "tiny", "size": 3}, "unknown key 'size'"),
+    (DemoWorldSettings, {"seed": 0.5, "scale": "tiny"}, "key 'seed': 0.5 is not of type int"),
+    (TinyModelSettings, {"family": "qwen2-vl", "min_pixels": 3136}, "missing key 'max_pixels'"),
+    (ModelSettings, {"stage": "x", "repo": "a/b", "revision": "main", "mirror": None, "family": 2},
+     "key 'family': 2 is not of type"),
+    (FetchSettings, {"dataset": "eval", "repo": "a/b", "revision": "main", "allow_patterns": "**",
+                     "unpack_shards": False, "mirror": None}, "key 'allow_patterns': '\\*\\*' is not of type list"),
+    (ReportSettings, {"stages": ["sft"], "grpo_log": None, "external": {"TinyRS": None}}, "key 'external': "),
+])
+def test_a_bad_job_settings_file_is_an_error_naming_file_and_key(tmp_path, cls, settings, expected):
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(settings))
+    with pytest.raises(SettingsError, match=f"{path}: {expected}"):
+        cls.from_file(path)
+
+
+def test_a_settings_file_that_is_no_json_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "report.json"
+    path.write_text("{stages: [sft]}")
+    with pytest.raises(SettingsError, match=f"{path}: not valid JSON"):
+        ReportSettings.from_file(path)
