@@ -112,3 +112,11 @@ def test_a_command_refuses_a_bad_settings_file_naming_file_and_key(tmp_path, cap
     settings_file = _settings_file(tmp_path, name, settings)
     assert main([*command, "--settings", settings_file]) == 2
     assert f"tinyrs: {settings_file}: {expected}" in capsys.readouterr().err
+
+
+def test_a_settings_option_covers_only_attributes_of_its_class():
+    from tinyrs.cli.options import add_settings_option
+    from tinyrs.settings import DemoWorldSettings
+
+    with pytest.raises(TypeError, match="DemoWorldSettings has no attribute size"):
+        add_settings_option(argparse.ArgumentParser(), "x", DemoWorldSettings, {"scale": "size"})
