@@ -23,7 +23,7 @@ SPECIAL_TOKENS = [
 TINY_ARCH = {
     "text_hidden": 192, "text_layers": 4, "text_heads": 4, "text_kv_heads": 2, "text_intermediate": 512,
     "vision_embed": 96, "vision_depth": 3, "vision_heads": 4, "vision_mlp_ratio": 2, "vocab_size": 2048,
-    "max_positions": 4096,
+    "max_positions": 4096, "rope_theta": 10000.0,
     "vision_window": 56,  # Qwen2.5-VL's attention windows, in pixels: 2 x 2 windows on the demo's 112-pixel images
 }
 
@@ -31,7 +31,7 @@ TINY_ARCH = {
 QWEN2_VL_2B_ARCH = {
     "text_hidden": 1536, "text_layers": 28, "text_heads": 12, "text_kv_heads": 2, "text_intermediate": 8960,
     "vision_embed": 1280, "vision_depth": 32, "vision_heads": 16, "vision_mlp_ratio": 4, "vocab_size": 151936,
-    "max_positions": 32768,
+    "max_positions": 32768, "rope_theta": 1000000.0,
     "vision_window": 112,  # used only by a Qwen2.5-VL built with these shapes (transformers' default window)
 }
 
@@ -103,7 +103,7 @@ def build_config(tokenizer, family: Family, arch: dict = TINY_ARCH):
         "num_attention_heads": arch["text_heads"],
         "num_key_value_heads": arch["text_kv_heads"],
         "max_position_embeddings": arch["max_positions"],
-        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope_section},
+        "rope_parameters": {"rope_type": "default", "rope_theta": arch["rope_theta"], "mrope_section": mrope_section},
         "tie_word_embeddings": True,
         "bos_token_id": tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
