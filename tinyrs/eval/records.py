@@ -84,7 +84,8 @@ def _sample(task: Task, record, index: int, data_root: Path, file_stem: str) -> 
     if problem:
         raise _Unusable(*problem)
     filenames = [_reported(path, data_root) for path in image_paths]
-    return Sample(index, image_paths, filenames if isinstance(record["image"], list) else filenames[0], question, answer,
+    filename = filenames if isinstance(record["image"], list) else filenames[0]
+    return Sample(index, image_paths, filename, question, answer,
                   list(size) if size is not None else None,
                   types if METRICS[task.metric].reads_types else None)
 

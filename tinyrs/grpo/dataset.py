@@ -4,8 +4,8 @@ Rows are checked before training starts, so a malformed row is a counted, report
 rather than a crash inside a GPU job; so is a row whose image does not decode (each one named in
 the report). A row holds one image (an ``image`` column of images, as VHM_dataset_grpo) or several (an ``images``
 column of image lists: a bi-temporal pair, before then after), one image item in its prompt per image, in order;
-TRL's GRPOTrainer fills the prompt's image items from either column. Open-ended rows (answer type "0") are dropped, and counted, only when
-``skip_open_ended`` is set. Prompts longer than ``max_prompt_length`` tokens are dropped
+TRL's GRPOTrainer fills the prompt's image items from either column. Open-ended rows (answer type "0") are
+dropped, and counted, only when ``skip_open_ended`` is set. Prompts longer than ``max_prompt_length`` tokens are dropped
 and counted too, never truncated: cutting a multimodal prompt would cut through its image tokens.
 """
 from __future__ import annotations
