@@ -10,7 +10,7 @@ from PIL import Image
 
 from tinyrs import chat
 from tinyrs.config import load_config, stage_settings
-from tinyrs.grpo.dataset import load_grpo_dataset, prompt_tokens, with_system_prompt
+from tinyrs.grpo.dataset import image_items, load_grpo_dataset, prompt_tokens, with_system_prompt
 from tinyrs.io import DataError
 from tinyrs.model.load import load_processor
 
@@ -141,6 +141,16 @@ def test_two_image_rows_keep_their_images_in_order_and_count_both(tmp_path, proc
     ])
     dataset, report = load_grpo_dataset(path, settings, processor)
     assert report["skipped"] == {"image_count_mismatch": 1, "image_unreadable": 1}
+    from trl.data_utils import prepare_multimodal_messages
+
+    for prompt in ([{"role": "user", "content": "What changed?"}], two_image_row(before, after)["prompt"],
+                   two_image_row(before, after, placeholders=1)["prompt"]):   # counted as TRL fills them
+        fits = image_items(prompt, 2) == 2
+        try:
+            prepare_multimodal_messages(prompt, images=[image(8, 8), image(8, 8)])
+            assert fits, prompt
+        except ValueError:
+            assert not fits, prompt
     assert [entry["row"] for entry in report["unreadable_images"]] == [3]
     assert report["unreadable_images"][0]["path"] == "broken.jpg"
     assert [[picture.size for picture in r["images"]] for r in dataset] == [[(56, 56), (112, 56)],

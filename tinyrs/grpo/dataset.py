@@ -35,11 +35,18 @@ def row_problem(row: dict) -> str | None:
     images = row_images(row)
     if not images or any(image is None for image in images):
         return "missing_image"
-    placeholders = sum(1 for turn in prompt for item in turn.get("content") or ()
-                       if isinstance(item, dict) and item.get("type") == "image")
-    if placeholders != len(images):
+    if image_items(prompt, len(images)) != len(images):
         return "image_count_mismatch"
     return None
+
+
+def image_items(prompt: list[dict], n_images: int) -> int:
+    """The image items TRL's GRPOTrainer will fill: those in the prompt's contents, plus one per image before a user
+    turn whose content is plain text (TRL's ``prepare_multimodal_messages`` inserts them there)."""
+    listed = sum(1 for turn in prompt if isinstance(turn.get("content"), list) for item in turn["content"]
+                 if isinstance(item, dict) and item.get("type") == "image")
+    inserted = any(turn.get("role") == "user" and isinstance(turn.get("content"), str) for turn in prompt)
+    return listed + (n_images if inserted else 0)
 
 
 def row_images(row: dict) -> list:
