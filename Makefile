@@ -1,4 +1,5 @@
-# One command each: `make demo` runs the whole pipeline on the demo world; `make test` runs the test suite.
+# One command each: `make demo` runs the whole pipeline on the demo world (`make demo RECIPE=geovlm-r1`: the
+# GeoVLM-R1 recipe on its own); `make test` runs the test suite.
 # Both create .venv and install what they need (torch 2.14.1 + torchvision 0.29.1, then this project pinned
 # by envs/cpu-constraints.txt); `make test` also builds the grpo, eval and eval-lmdeploy images' CPU test venvs.
 
@@ -22,9 +23,13 @@ $(STAMP): pyproject.toml envs/cpu-constraints.txt envs/sft.yaml
 	$(BIN)/pip install -q -c envs/cpu-constraints.txt -e '.[dev]' liger-kernel
 	touch $(STAMP)
 
+# RECIPE=geovlm-r1: that recipe on its own demo world (profiles/demo-geovlm-r1, outputs in work-demo-geovlm-r1/)
+DEMO := demo$(if $(RECIPE),-$(RECIPE))
+
 demo: $(STAMP)
-	$(BIN)/tinyrs run --profile profiles/demo
-	@cat work-demo/report/results.md
+	@test -d profiles/$(DEMO) || { echo "no demo profile profiles/$(DEMO) for RECIPE=$(RECIPE)"; exit 2; }
+	$(BIN)/tinyrs run --profile profiles/$(DEMO)
+	@cat work-$(DEMO)/report/results.md
 
 # The whole suite in the development venv (= the sft image's pins), then each other image's pins in a CPU venv
 # of its own (built once per content under ~/.cache/tinyrs/envs) running what that image's jobs run.
@@ -41,4 +46,4 @@ images: $(STAMP)
 	$(BIN)/tinyrs images build
 
 clean-demo:
-	rm -rf work-demo
+	rm -rf work-$(DEMO)

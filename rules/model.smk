@@ -8,7 +8,7 @@ if config["base_model"]["source"] == "tiny":
     rule base_model:
         input:
             settings=paths.settings("model-base"),
-            lists=[paths.list_json(name) for name in pipeline.lists],
+            lists=[paths.list_json(name) for name in pipeline.trained_lists],
         output:
             manifest=paths.model_manifest("base"),
         params:

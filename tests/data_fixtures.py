@@ -1,4 +1,4 @@
-"""Small raw VHM lists and image roots for the data-stage tests (tests/test_data_*.py)."""
+"""Small raw VHM lists, image roots and GRPO datasets for the data-stage and GRPO tests."""
 from __future__ import annotations
 
 import io
@@ -62,3 +62,29 @@ def shard(path: Path, members: dict[str, bytes], kind: bytes = tarfile.REGTYPE) 
                 info.linkname, info.size = "/etc/passwd", 0
             archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
     return path
+
+
+def encoded(picture: Image.Image) -> dict:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def two_image_row(before, after, placeholders: int = 2, solution: list | None = None) -> dict:
+    """A bi-temporal row: an ``images`` list (before, after) and one image item per image in its prompt."""
+    content = [{"type": "image", "text": None}] * placeholders + [{"type": "text", "text": "What changed?"}]
+    return {"prompt": [{"role": "user", "content": content}], "images": [before, after],
+            "solution": ["2", "[[10, 10, 40, 40]]", "What changed?"] if solution is None else solution}
+
+
+def write_two_image_dataset(path: Path, rows: list[dict]) -> str:
+    from datasets import Dataset, DatasetDict, Features, Image as ImageFeature, List, Value
+
+    features = Features({
+        "prompt": List({"role": Value("string"), "content": List({"type": Value("string"), "text": Value("string")})}),
+        "images": List(ImageFeature()),
+        "solution": List(Value("string")),
+    })
+    columns = {name: [r[name] for r in rows] for name in features}
+    DatasetDict({"train": Dataset.from_dict(columns, features=features)}).save_to_disk(str(path))
+    return str(path)

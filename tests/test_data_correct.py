@@ -241,3 +241,29 @@ def test_workers_report_the_global_record_index_of_a_syntax_error(tmp_path, root
     (tmp_path / "raw.json").write_text(text)
     with pytest.raises(DataError, match=r"record 70: invalid or truncated JSON"):
         correct_list(tmp_path / "raw.json", root, "exists", tmp_path / "out", workers=2, segment_bytes=500)
+
+
+def test_a_two_image_record_keeps_its_images_in_order_through_the_manifest(tmp_path, root):
+    """A bi-temporal record (``image``: [before, after], one ``<image>`` each) keeps both images, in order, from the
+    raw list to the training manifest; the swapped pair is a different record, not a duplicate."""
+    from tinyrs.data.manifest import open_manifest
+    from tinyrs.data.oversample import oversample
+    from tinyrs.data.validate import validate_list
+
+    pair = [human("<image>\n<image>\nWhat changed between the two images?"), gpt("a new building")]
+    records = [record(0, image=["img3.jpg", "img1.jpg"], conversations=pair),
+               record(1, image=["img1.jpg", "img3.jpg"], conversations=pair),
+               record(2, image=["img1.jpg", "img3.jpg"], conversations=[pair[0], gpt("a new road")]),
+               record(3, image=["img1.jpg", "img2.jpg"])]             # one <image> tag for two images: rejected
+    report, rejects, out = run(tmp_path, records, root)
+    assert [item["image"] for item in corrected(out)] == [["UCM/img3.jpg", "UCM/img1.jpg"],
+                                                         ["UCM/img1.jpg", "UCM/img3.jpg"],
+                                                         ["UCM/img1.jpg", "UCM/img3.jpg"]]
+    assert [(reject["index"], reject["reason"]) for reject in rejects] == [(3, "image_tag_mismatch")]
+    assert list(validate_list(out / "corrected.json", root)) == []
+    oversample(out, None, 0, tmp_path / "list")
+    manifest = open_manifest(tmp_path / "list" / "manifest.parquet")
+    pairs = sorted(tuple(Path(image).relative_to(root).as_posix() for image in manifest[i]["images"])
+                   for i in range(len(manifest)))
+    assert pairs == [("UCM/img1.jpg", "UCM/img3.jpg"), ("UCM/img1.jpg", "UCM/img3.jpg"),
+                     ("UCM/img3.jpg", "UCM/img1.jpg")]

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from tinyrs.cli import eval as eval_cli
@@ -240,3 +241,52 @@ def test_rescoring_counts_rows_it_cannot_score():
     document = score_predictions(task, rows, chat)
     assert document["n"] == 1 and document["metrics"]["precision@0.5"]["value"] == 1.0
     assert document["skipped"] == {"bad_prediction_row": 1, "missing_size": 1, "answer_without_box": 1}
+
+
+class RecordingBackend(CountingBackend):
+    """The real backend, keeping the ``(messages, images)`` it is asked to complete."""
+
+    def __init__(self, inner: Backend):
+        super().__init__(inner)
+        self.inputs = []
+
+    def generate(self, batch):
+        self.inputs.extend(batch)
+        return super().generate(batch)
+
+
+def test_a_two_image_record_reaches_the_model_with_its_images_in_order(settings, model_dir, tmp_path,
+                                                                        transformers_backend):
+    """A bi-temporal record (``image``: [before, after], one ``<image>`` each) is evaluated with both images, in the
+    record's order: swapping them changes what the model is given."""
+    root = tmp_path / "data"
+    before, after = (30, 120, 60), (200, 40, 40)
+    (root / "change").mkdir(parents=True)
+    Image.new("RGB", (56, 56), before).save(root / "change" / "before.png")
+    Image.new("RGB", (84, 56), after).save(root / "change" / "after.png")
+    question = "<image>\n<image>\nWhere did buildings appear?"
+    (root / "change.json").write_text(json.dumps([
+        _record(["before.png", "after.png"], question, "[[0, 0, 500, 500]]"),
+        _record(["after.png", "before.png"], question, "[[0, 0, 500, 500]]"),
+    ]))
+    tasks = {"change": {"file": "change.json", "metric": "detection_map", "family": "damage_detection",
+                        "prefix": None}}
+    backend = RecordingBackend(transformers_backend)
+    document = _run(replace(settings, tasks=tasks), model_dir, root, tmp_path / "out", backend)["change"]
+    assert document["n"] == 2 and document["skipped_total"] == 0
+    (messages, images), (_, swapped) = backend.inputs
+    assert [image.getpixel((0, 0)) for image in images] == [before, after]
+    assert [image.getpixel((0, 0)) for image in swapped] == [after, before]
+    user = next(message for message in messages if message["role"] == "user")
+    assert [item["type"] for item in user["content"]] == ["image", "image", "text"]
+    rows = read_jsonl(tmp_path / "out" / "change.jsonl")
+    assert [row["filename"] for row in rows] == [["change/before.png", "change/after.png"],
+                                                 ["change/after.png", "change/before.png"]]
+    assert rows[0]["size"] == [56, 56] and rows[1]["size"] == [84, 56]   # no size in the record: the first image's
+    processor = transformers_backend.processor
+    encoded = [processor(text=[processor.apply_chat_template(messages, add_generation_prompt=True)], images=pair,
+                         return_tensors="pt") for pair in (images, swapped)]
+    assert int((encoded[0]["input_ids"] == processor.image_token_id).sum()) == sum(
+        int(grid.prod()) // 4 for grid in encoded[0]["image_grid_thw"])
+    assert not torch.equal(encoded[0]["image_grid_thw"], encoded[1]["image_grid_thw"])
+    assert not torch.equal(encoded[0]["input_ids"], encoded[1]["input_ids"])

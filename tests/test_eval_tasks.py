@@ -111,7 +111,7 @@ def test_malformed_records_are_counted_skips_with_their_index(tmp_path):
     assert [(s.index, s.reason) for s in skips] == [
         (1, "not_an_object"), (2, "bad_conversations"), (3, "bad_size"), (4, "answer_without_option"),
         (5, "bad_type"), (6, "bad_image_field")]
-    assert samples[0].types == [1] and samples[0].image_path == tmp_path / "lhrs" / "a.png"
+    assert samples[0].types == [1] and samples[0].image_paths == (tmp_path / "lhrs" / "a.png",)
 
 
 def test_image_path_folder_absolute_or_relative(tmp_path):
@@ -121,8 +121,8 @@ def test_image_path_folder_absolute_or_relative(tmp_path):
     _write(root, "cls.json", [_record(), _record(image_path="imgs/sub"), _record(image_path=str(elsewhere))])
     samples, skips = load_samples(task, root)
     assert not skips
-    assert [s.image_path for s in samples] == [root / "cls" / "a.png", root / "imgs" / "sub" / "a.png",
-                                               elsewhere / "a.png"]
+    assert [s.image_paths for s in samples] == [(root / "cls" / "a.png",), (root / "imgs" / "sub" / "a.png",),
+                                                (elsewhere / "a.png",)]
     assert [s.filename for s in samples] == ["cls/a.png", "imgs/sub/a.png", str(elsewhere / "a.png")]
 
 

@@ -42,6 +42,20 @@ def test_curve_quarters_per_component():
     assert curve["components"]["format"]["first_quarter_mean"] == curve["components"]["format"]["last_quarter_mean"]
 
 
+def test_task_rewards_have_curves_of_their_own(tmp_path):
+    """``reward_tasks/<task>/mean`` (rows with a ``task`` column) become ``tasks`` in the curve and the report."""
+    history = _log(8)
+    for entry in history[:-1]:
+        entry["reward_tasks/vqa/mean"] = entry["step"] / 8
+    curve = reward_curve(history)
+    assert set(curve["tasks"]) == {"vqa"} and "vqa" not in curve["components"]
+    assert curve["tasks"]["vqa"]["first_quarter_mean"] == pytest.approx(1.5 / 8)
+    assert curve["tasks"]["vqa"]["last_quarter_mean"] == pytest.approx(7.5 / 8)
+    log = tmp_path / "train_log.json"
+    log.write_text(json.dumps(history), encoding="utf-8")
+    assert "| task/vqa | 8 | 0.188 | 0.938 | +0.750 |" in write_grpo_section(log, tmp_path)
+
+
 def test_curve_of_a_short_run_has_no_quarters():
     curve = reward_curve(_log(3))
     assert curve["logged_steps"] == 3 and "first_quarter_mean" not in curve

@@ -5,12 +5,13 @@ import copy
 from pathlib import Path
 
 import pytest
+from data_fixtures import encoded, two_image_row, write_two_image_dataset
 from PIL import Image
 
 from tinyrs import chat
 from tinyrs.config import load_config, stage_settings
 from tinyrs.settings import GrpoSettings
-from tinyrs.grpo.dataset import load_grpo_dataset, prompt_tokens, with_system_prompt
+from tinyrs.grpo.dataset import image_items, load_grpo_dataset, prompt_tokens, with_system_prompt
 from tinyrs.io import DataError
 from tinyrs.model.load import load_processor
 
@@ -72,13 +73,13 @@ def test_prompt_tokens_equal_the_processors_count(processor, settings, size):
     prompt = rendered(settings, row(picture)["prompt"])
     text = chat.render(processor, prompt, add_generation_prompt=True)
     expected = len(processor(text=[text], images=[picture])["input_ids"][0])
-    assert prompt_tokens(processor, prompt, picture) == expected
+    assert prompt_tokens(processor, prompt, [picture]) == expected
 
 
 def test_long_prompts_are_skipped_and_counted(tmp_path, processor, settings):
     small, large = image(56, 56), image(224, 224)
-    short = prompt_tokens(processor, rendered(settings, row(small)["prompt"]), small)
-    long = prompt_tokens(processor, rendered(settings, row(large)["prompt"]), large)
+    short = prompt_tokens(processor, rendered(settings, row(small)["prompt"]), [small])
+    long = prompt_tokens(processor, rendered(settings, row(large)["prompt"]), [large])
     assert long > short
     path = write_dataset(tmp_path / "grpo", [
         row(small), row(large), row(small, solution=["2", "[[1, 2, 3, 4]]", QUESTION]),
@@ -128,3 +129,35 @@ def test_a_dataset_without_an_image_column_is_a_clear_error(tmp_path, processor,
                                              "solution": [r["solution"] for r in rows]})}).save_to_disk(str(tmp_path))
     with pytest.raises(DataError, match="no 'image' column"):
         load_grpo_dataset(str(tmp_path), typed(settings), processor)
+
+
+def test_two_image_rows_keep_their_images_in_order_and_count_both(tmp_path, processor, settings):
+    before, after = image(56, 56), Image.new("RGB", (112, 56), (200, 40, 40))
+    prompt = rendered(settings, two_image_row(before, after)["prompt"])
+    text = chat.render(processor, prompt, add_generation_prompt=True)
+    assert prompt_tokens(processor, prompt, [before, after]) == len(
+        processor(text=[text], images=[before, after])["input_ids"][0])
+
+    broken = {"bytes": b"not a jpeg", "path": "broken.jpg"}
+    before, after = encoded(before), encoded(after)
+    path = write_two_image_dataset(tmp_path / "grpo", [
+        two_image_row(before, after), two_image_row(after, before),
+        two_image_row(before, after, placeholders=1),            # one image item for two images
+        two_image_row(before, broken),                           # the second image does not decode
+    ])
+    dataset, report = load_grpo_dataset(path, typed(settings), processor)
+    assert report["skipped"] == {"image_count_mismatch": 1, "image_unreadable": 1}
+    from trl.data_utils import prepare_multimodal_messages
+
+    for prompt in ([{"role": "user", "content": "What changed?"}], two_image_row(before, after)["prompt"],
+                   two_image_row(before, after, placeholders=1)["prompt"]):   # counted as TRL fills them
+        fits = image_items(prompt, 2) == 2
+        try:
+            prepare_multimodal_messages(prompt, images=[image(8, 8), image(8, 8)])
+            assert fits, prompt
+        except ValueError:
+            assert not fits, prompt
+    assert [entry["row"] for entry in report["unreadable_images"]] == [3]
+    assert report["unreadable_images"][0]["path"] == "broken.jpg"
+    assert [[picture.size for picture in r["images"]] for r in dataset] == [[(56, 56), (112, 56)],
+                                                                             [(112, 56), (56, 56)]]

@@ -68,6 +68,28 @@ def test_two_grpo_steps_write_a_finished_model(world, tmp_path, family, loss):
     assert (out / "model.safetensors").exists()
 
 
+@pytest.mark.images("sft", "grpo")
+def test_a_two_image_grpo_step_runs(world, tmp_path):
+    """Bi-temporal rows (an ``images`` column of [before, after]) train through TRL's GRPOTrainer on Qwen2.5-VL."""
+    from data_fixtures import encoded, two_image_row, write_two_image_dataset
+    from PIL import Image
+
+    before, after = Image.new("RGB", (56, 56), (30, 60, 200)), Image.new("RGB", (112, 56), (200, 40, 40))
+    rows = [two_image_row(encoded(before), encoded(after)), two_image_row(encoded(after), encoded(before))]
+    dataset = write_two_image_dataset(tmp_path / "grpo_data", rows)
+    settings_file = tmp_path / "grpo.json"
+    settings_file.write_text(settings_text(demo_grpo_settings(max_steps=1, per_device_batch_size=2)))
+    out = tmp_path / "model"
+    result = subprocess.run(
+        [sys.executable, "-m", "tinyrs.cli", "grpo", "--settings", str(settings_file),
+         "--init", str(world / "base" / "qwen2.5-vl" / "tinyrs_manifest.json"), "--dataset", dataset,
+         "--out", str(out), "--checkpoints", str(tmp_path / "checkpoints")],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    manifest = json.loads((out / "tinyrs_manifest.json").read_text())
+    assert manifest["steps"] == 1 and manifest["data"]["kept"] == 2 and manifest["data"]["skipped"] == {}
+
+
 def _engine_model(trainer):
     """The model inside the colocated vLLM engine (same process: TRL's external launcher)."""
     return trainer.vllm_generation.llm.llm_engine.model_executor.driver_worker.model_runner.model

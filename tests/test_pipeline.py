@@ -19,9 +19,10 @@ STAGES = ["base", "pretrain", "sft", "cot", "grpo"]
 PUBLISHED = "published-demo"  # the demo's stand-in for a published checkpoint: a copy of its base model
 
 
-def snakemake(repo: Path, workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+def snakemake(repo: Path, workdir: Path, *args: str, timeout: int = 1500,
+              profile: str = "profiles/demo") -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    command = ["timeout", "-k", "30", str(timeout), sys.executable, "-m", "snakemake", "--profile", "profiles/demo",
+    command = ["timeout", "-k", "30", str(timeout), sys.executable, "-m", "snakemake", "--profile", profile,
                "--config", f"workdir={workdir}", *args]
     return subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
 

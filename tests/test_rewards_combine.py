@@ -127,6 +127,20 @@ def test_statistics_per_component_and_log_metric(settings):
     assert (summary["closed/mean"], summary["closed/count"], summary["box_iou/count"]) == (0.5, 2, 1)
 
 
+def test_task_rewards_are_logged_per_task(settings):
+    """GeoVLM-R1's R_task of each task in the batch (the rows' ``task`` column), for the per-task reward curves."""
+    settings["rewards"]["by_task"] = {"vqa": {"closed": 1.0}, "referred_detection": {"box_iou": 1.0}}
+    _, accuracy_reward = make_reward_functions(settings)
+    logged = {}
+    call(accuracy_reward, ["yes", "no", "[[0, 0, 10, 20]]"],
+         [["1", "yes", "q"], ["1", "yes", "q"], ["2", "[[0, 0, 10, 10]]", "q"]],
+         task=["vqa", "vqa", "referred_detection"], log_metric=lambda name, value: logged.__setitem__(name, value))
+    assert logged["reward_tasks/vqa/mean"] == 0.5 and logged["reward_tasks/referred_detection/mean"] == 0.5
+    logged.clear()
+    call(accuracy_reward, ["yes"], [["1", "yes", "q"]], log_metric=lambda name, value: logged.__setitem__(name, value))
+    assert not any(name.startswith("reward_tasks/") for name in logged)   # rows without a task column
+
+
 def test_weight_zero_rewards_are_not_computed(settings):
     settings["rewards"]["by_answer_type"]["0"] = {"judge": 0.0, "jaccard": 1.0}
     assert check_ready(typed(settings), [["0", "ships in a port", "q", ""]]) == {"0": 1}  # no key needed

@@ -60,19 +60,19 @@ def test_the_base_models_settings_say_where_it_comes_from(tmp_path):
                     "family": "qwen2-vl"}
     demo = job_settings(load_config(["config.yaml", "profiles/demo/overrides.yaml"]))
     assert demo["model-base"] == {"family": "qwen2-vl", "min_pixels": 3136, "max_pixels": 12544}
-    assert demo["demo-world"] == {"seed": 0, "scale": "tiny"}
+    assert demo["demo-world"] == {"seed": 0, "scale": "tiny", "world": "tinyrs"}
     assert demo["fetch-versad"] == {"dataset": "versad", "repo": "aybora/VHM_VersaD", "revision": "main",
                                     "allow_patterns": ["list_pretrain.json", "*/*.tar"], "unpack_shards": True,
                                     "mirror": "work-demo/demo-hub"}
 
 
-def test_the_demo_world_takes_seed_and_scale_from_its_settings(tmp_path):
+def test_the_demo_world_takes_seed_scale_and_world_from_its_settings(tmp_path):
     parser = argparse.ArgumentParser()
     demo_cli.register(parser.add_subparsers(dest="command"))
-    settings_file = _settings_file(tmp_path, "demo-world", {"seed": 3, "scale": "small"})
+    settings_file = _settings_file(tmp_path, "demo-world", {"seed": 3, "scale": "small", "world": "geovlm-r1"})
     args = parser.parse_args(["demo-world", "--settings", settings_file, "--out", "x"])
     from_settings(args)
-    assert (args.seed, args.scale) == (3, "small")
+    assert (args.seed, args.scale, args.world) == (3, "small", "geovlm-r1")
 
 
 def test_eval_merge_takes_the_shard_count_from_the_eval_settings(tmp_path, capsys):

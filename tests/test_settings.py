@@ -204,8 +204,8 @@ def test_a_bad_data_list_settings_file_is_an_error_naming_file_and_key(data_sft,
 
 
 @pytest.mark.parametrize(("cls", "settings", "expected"), [
-    (DemoWorldSettings, {"seed": 0, "scale": "tiny", "size": 3}, "unknown key 'size'"),
-    (DemoWorldSettings, {"seed": 0.5, "scale": "tiny"}, "key 'seed': 0.5 is not of type int"),
+    (DemoWorldSettings, {"seed": 0, "scale": "tiny", "world": "tinyrs", "size": 3}, "unknown key 'size'"),
+    (DemoWorldSettings, {"seed": 0.5, "scale": "tiny", "world": "tinyrs"}, "key 'seed': 0.5 is not of type int"),
     (TinyModelSettings, {"family": "qwen2-vl", "min_pixels": 3136}, "missing key 'max_pixels'"),
     (ModelSettings, {"stage": "x", "repo": "a/b", "revision": "main", "mirror": None, "family": 2},
      "key 'family': 2 is not of type"),

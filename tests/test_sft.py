@@ -104,6 +104,30 @@ def test_collate_pads_and_keeps_visual_patches_in_order(tiny_model_dir, image_fi
     assert torch.isfinite(model(**_model_inputs(batch)).loss)
 
 
+@EACH_FAMILY
+def test_a_two_image_sample_keeps_its_images_in_order(tiny_model_of, family, tmp_path):
+    """A bi-temporal record's images reach the model in the record's order: swapping them swaps the visual patches
+    and the image-token runs, and changes the model's output."""
+    processor = load_processor(tiny_model_of(family), min_pixels=3136, max_pixels=112 * 112)
+    encoder = SampleEncoder(processor, None, max_length=4096)
+    before, after = str(tmp_path / "before.png"), str(tmp_path / "after.png")
+    Image.new("RGB", (56, 56), (30, 60, 200)).save(before)
+    Image.new("RGB", (112, 56), (200, 40, 40)).save(after)
+    turns = [("<image>\n<image>\nWhat changed?", "a new building")]
+    pair, swapped = encoder(record([before, after], turns)), encoder(record([after, before], turns))
+    first = int(pair["image_grid_thw"][0].prod())
+    assert torch.equal(swapped["image_grid_thw"], pair["image_grid_thw"].flip(0))
+    assert torch.equal(swapped["pixel_values"], torch.cat([pair["pixel_values"][first:], pair["pixel_values"][:first]]))
+    image_id = processor.image_token_id
+    runs = [[len(run) for run in "".join("x" if token == image_id else " " for token in sample["input_ids"].tolist())
+             .split()] for sample in (pair, swapped)]
+    assert runs[0] == [first // 4, int(pair["image_grid_thw"][1].prod()) // 4] == runs[1][::-1]
+    model = load_model(tiny_model_of(family), "fp32", "sdpa")
+    losses = [model(**_model_inputs(collate([sample], processor.tokenizer.pad_token_id))).loss for sample in
+              (pair, swapped)]
+    assert not torch.allclose(losses[0], losses[1])
+
+
 PACKED_TOLERANCE = 1e-5  # relative, fp32 SDPA on the CPU; measured differences are ~1e-7
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinyrs.grpo.curves import TOTAL, reward_curve, reward_series
+from tinyrs.grpo.curves import TASK, TOTAL, reward_curve, reward_series
 from tinyrs.io import atomic_open, read_json
 from tinyrs.paths import GRPO_REWARDS_PLOT
 
@@ -47,7 +47,8 @@ def plot_rewards(series: dict[str, list[tuple[int, float]]], path: Path, window:
 
 
 def rewards_markdown(curve: dict) -> str:
-    rows = [(TOTAL, curve), *sorted(curve["components"].items())]
+    rows = [(TOTAL, curve), *sorted(curve["components"].items()),
+            *((f"{TASK}{name}", entry) for name, entry in sorted(curve["tasks"].items()))]
     lines = ["## GRPO rewards over training", "",
              "Mean of each reward over the first and the last quarter of the steps that scored it "
              f"(plot: `{GRPO_REWARDS_PLOT}`). The total can rise through format alone; the components say which moved.", "",

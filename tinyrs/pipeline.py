@@ -53,6 +53,9 @@ class Pipeline:
         self.datasets = list(config["hub"]["datasets"])
         self.lists = config["data"]["lists"]
         self.stages = stages(config)
+        # the lists some stage trains on (what the tiny demo model's tokenizer learns from)
+        self.trained_lists = list(dict.fromkeys(entry["data"] for stage, entry in self.stages.items()
+                                                if stage_kind(config, stage).data == "lists"))
         self.rewarded = reward_curve_stage(config)   # the GRPO stage whose rewards the report plots, or None
         self.columns = config["eval"]["stages"]
         self.tasks = list(eval_tasks(config))

@@ -34,8 +34,8 @@ def question_text(question: str, task: Task, settings: EvalSettings) -> str:
     return text
 
 
-def build_messages(query: str, settings: EvalSettings) -> list[dict]:
-    """Chat messages asking ``query`` (from ``question_text``) about one image."""
+def build_messages(query: str, settings: EvalSettings, n_images: int = 1) -> list[dict]:
+    """Chat messages asking ``query`` (from ``question_text``) about ``n_images`` images, placed before it in order."""
     _, system_kind = _style(settings)
-    return prompt_messages(query, system_prompt(settings.chat, system_kind))
+    return prompt_messages(query, system_prompt(settings.chat, system_kind), n_images)
 

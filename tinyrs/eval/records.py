@@ -4,6 +4,8 @@ Layout (REFERENCE.md §2): ``DATA_ROOT/<file>`` is a JSON array of records with 
 ([0] question, [1] answer), optional ``size`` = [width, height] of the original image, optional ``type``
 (LHRS-Bench type ids) and optional ``image_path``: the *folder* holding ``image``, absolute or relative to
 DATA_ROOT (as in the reference evaluator). Without it the image is ``DATA_ROOT/<file stem>/<image>``.
+``image`` may be a list of file names (a bi-temporal pair: before, after): the model gets them in that order, and
+a record without ``size`` is scored at its first image's size.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from tinyrs.io import DataError
 @dataclass(frozen=True)
 class Sample:
     index: int            # position in the task's file: the key for resuming, sharding and skips
-    image_path: Path
-    filename: str         # the image path as reported (relative to DATA_ROOT when inside it)
+    image_paths: tuple[Path, ...]  # in the record's order
+    filename: str | list  # the image path(s) as reported (relative to DATA_ROOT when inside it): a list when several
     question: str
     answer: str
     size: list | None     # [width, height]; filled from the decoded image when the record has none
@@ -44,16 +46,24 @@ class _Unusable(Exception):
         self.reason, self.detail = reason, detail
 
 
-def _image_location(record: dict, data_root: Path, file_stem: str) -> Path:
+def _image_locations(record: dict, data_root: Path, file_stem: str) -> tuple[Path, ...]:
     image = record.get("image")
-    if not isinstance(image, str) or not image.strip():
-        raise _Unusable("bad_image_field", f"'image' must be a file name, got {image!r}")
+    names = image if isinstance(image, list) and image else [image]
+    if not all(isinstance(name, str) and name.strip() for name in names):
+        raise _Unusable("bad_image_field", f"'image' must be a file name or a list of them, got {image!r}")
     folder = record.get("image_path")
     if folder is None:
-        return data_root / file_stem / image
+        return tuple(data_root / file_stem / name for name in names)
     if not isinstance(folder, str) or not folder.strip():
         raise _Unusable("bad_image_field", f"'image_path' must be a folder path, got {folder!r}")
-    return (Path(folder) if Path(folder).is_absolute() else data_root / folder) / image
+    return tuple((Path(folder) if Path(folder).is_absolute() else data_root / folder) / name for name in names)
+
+
+def _reported(path: Path, data_root: Path) -> str:
+    try:
+        return path.relative_to(data_root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _turns(record: dict) -> tuple[str, str]:
@@ -67,17 +77,15 @@ def _turns(record: dict) -> tuple[str, str]:
 def _sample(task: Task, record, index: int, data_root: Path, file_stem: str) -> Sample:
     if not isinstance(record, dict):
         raise _Unusable("not_an_object", f"record is a {type(record).__name__}, not an object")
-    image_path = _image_location(record, data_root, file_stem)
+    image_paths = _image_locations(record, data_root, file_stem)
     question, answer = _turns(record)
     size, types = record.get("size"), record.get("type")
     problem = ground_truth_problem(task, answer, size, types)
     if problem:
         raise _Unusable(*problem)
-    try:
-        filename = image_path.relative_to(data_root).as_posix()
-    except ValueError:
-        filename = str(image_path)
-    return Sample(index, image_path, filename, question, answer,
+    filenames = [_reported(path, data_root) for path in image_paths]
+    filename = filenames if isinstance(record["image"], list) else filenames[0]
+    return Sample(index, image_paths, filename, question, answer,
                   list(size) if size is not None else None,
                   types if METRICS[task.metric].reads_types else None)
 

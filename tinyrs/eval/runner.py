@@ -174,14 +174,15 @@ def run_task(task: Task, settings: EvalSettings, model_dir: str | Path, data_roo
         for start in range(0, len(pending), batch_size):
             batch, inputs = [], []
             for sample in pending[start:start + batch_size]:
-                image = open_image(sample.image_path)
-                if isinstance(image, tuple):
-                    skips.append(Skip(sample.index, *image))
-                    print(f"tinyrs eval {stem}: skipped sample {sample.index}: {image[0]}: {image[1]}", flush=True)
+                images = [open_image(path) for path in sample.image_paths]
+                problem = next((image for image in images if isinstance(image, tuple)), None)
+                if problem:
+                    skips.append(Skip(sample.index, *problem))
+                    print(f"tinyrs eval {stem}: skipped sample {sample.index}: {problem[0]}: {problem[1]}", flush=True)
                     continue
                 query = question_text(sample.question, task, settings)
-                batch.append((sample, sample.size or [image.width, image.height], query))
-                inputs.append((build_messages(query, settings), [image]))
+                batch.append((sample, sample.size or [images[0].width, images[0].height], query))
+                inputs.append((build_messages(query, settings, len(images)), images))
             if not batch:
                 continue
             completions = get_backend().generate(inputs)

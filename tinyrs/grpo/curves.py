@@ -3,14 +3,17 @@
 TRL logs the total as ``reward`` and each reward function as ``rewards/<function>/mean`` (``format_reward``,
 ``accuracy_reward``: shown as ``format`` and ``accuracy``); our reward suite adds ``reward_components/<name>/mean``
 for each component of the accuracy reward scored in that step's batch (a step whose prompts hold no grounding
-sample logs no ``box_iou``). A rising total
-can come from format alone: the components say which reward moved.
+sample logs no ``box_iou``), and ``reward_tasks/<task>/mean`` for each ``task`` of the batch (rows with a ``task``
+column: the task's reward, GeoVLM-R1's R_task; shown as ``task/<task>``). A rising total
+can come from format alone: the components and tasks say which reward moved.
 """
 from __future__ import annotations
 
 TOTAL = "total"
+TASK = "task/"  # series name prefix of a task's reward
 _SUFFIX = "/mean"
-_PREFIXES = {"rewards/": "_reward", "reward_components/": ""}   # logged prefix -> suffix its names drop
+# logged prefix -> (suffix its names drop, prefix its series names get)
+_PREFIXES = {"rewards/": ("_reward", ""), "reward_components/": ("", ""), "reward_tasks/": ("", TASK)}
 
 
 def reward_series(log_history: list[dict]) -> dict[str, list[tuple[int, float]]]:
@@ -22,11 +25,11 @@ def reward_series(log_history: list[dict]) -> dict[str, list[tuple[int, float]]]
         step = int(entry.get("step", len(series[TOTAL]) + 1))
         series[TOTAL].append((step, float(entry["reward"])))
         for key, value in entry.items():
-            for prefix, dropped in _PREFIXES.items():
+            for prefix, (dropped, named) in _PREFIXES.items():
                 if key.startswith(prefix) and key.endswith(_SUFFIX):
                     name = key[len(prefix):-len(_SUFFIX)]
                     name = name[:-len(dropped)] if dropped and name.endswith(dropped) else name
-                    series.setdefault(name, []).append((step, float(value)))
+                    series.setdefault(named + name, []).append((step, float(value)))
     return series
 
 
@@ -40,8 +43,11 @@ def _quarters(values: list[float]) -> dict:
 
 def reward_curve(log_history: list[dict]) -> dict:
     """Mean reward over the first and the last quarter of the steps that logged it, for the total (top level,
-    as before) and per component (``components``): did GRPO improve, and which reward moved?"""
+    as before), per component (``components``) and per task (``tasks``, when the rows name tasks): did GRPO
+    improve, and which reward moved?"""
     series = reward_series(log_history)
     curve = _quarters([value for _, value in series.pop(TOTAL)])
-    curve["components"] = {name: _quarters([value for _, value in points]) for name, points in sorted(series.items())}
+    quarters = {name: _quarters([value for _, value in points]) for name, points in sorted(series.items())}
+    curve["components"] = {name: entry for name, entry in quarters.items() if not name.startswith(TASK)}
+    curve["tasks"] = {name[len(TASK):]: entry for name, entry in quarters.items() if name.startswith(TASK)}
     return curve

@@ -2,8 +2,10 @@
 
 Rows are checked before training starts, so a malformed row is a counted, reported skip here
 rather than a crash inside a GPU job; so is a row whose image does not decode (each one named in
-the report). Open-ended rows (answer type "0") are dropped, and counted, only when
-``skip_open_ended`` is set. Prompts longer than ``max_prompt_length`` tokens are dropped
+the report). A row holds one image (an ``image`` column of images, as VHM_dataset_grpo) or several (an ``images``
+column of image lists: a bi-temporal pair, before then after), one image item in its prompt per image, in order;
+TRL's GRPOTrainer fills the prompt's image items from either column. Open-ended rows (answer type "0") are
+dropped, and counted, only when ``skip_open_ended`` is set. Prompts longer than ``max_prompt_length`` tokens are dropped
 and counted too, never truncated: cutting a multimodal prompt would cut through its image tokens.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from tinyrs.io import DataError
 from tinyrs.settings import GrpoSettings
 
 ANSWER_TYPES = ("0", "1", "2")
+IMAGE, IMAGES = "image", "images"   # the image columns: one image per row, or a list of them
 
 
 def row_problem(row: dict) -> str | None:
@@ -30,9 +33,28 @@ def row_problem(row: dict) -> str | None:
     prompt = row.get("prompt")
     if not isinstance(prompt, list) or not prompt or not all(isinstance(m, dict) and "role" in m for m in prompt):
         return "prompt_not_conversational"
-    if row.get("image") is None:
+    images = row_images(row)
+    if not images or any(image is None for image in images):
         return "missing_image"
+    if image_items(prompt, len(images)) != len(images):
+        return "image_count_mismatch"
     return None
+
+
+def image_items(prompt: list[dict], n_images: int) -> int:
+    """The image items TRL's GRPOTrainer will fill: those in the prompt's contents, plus one per image before a user
+    turn whose content is plain text (TRL's ``prepare_multimodal_messages`` inserts them there)."""
+    listed = sum(1 for turn in prompt if isinstance(turn.get("content"), list) for item in turn["content"]
+                 if isinstance(item, dict) and item.get("type") == "image")
+    inserted = any(turn.get("role") == "user" and isinstance(turn.get("content"), str) for turn in prompt)
+    return listed + (n_images if inserted else 0)
+
+
+def row_images(row: dict) -> list:
+    """The row's images in order: its ``images`` list, or its one ``image``."""
+    if IMAGES in row:
+        return list(row[IMAGES] or [])
+    return [] if row.get(IMAGE) is None else [row[IMAGE]]
 
 
 def with_system_prompt(prompt: list[dict], system: str | None) -> list[dict]:
@@ -50,11 +72,11 @@ def image_tokens(processor, image) -> int:
     return image_processor.get_number_of_image_patches(height, width) // image_processor.merge_size**2
 
 
-def prompt_tokens(processor, prompt: list[dict], image) -> int:
+def prompt_tokens(processor, prompt: list[dict], images: list) -> int:
     """The prompt's length in tokens as the model sees it: rendered by the shared chat template, as
-    TRL renders it, with each image placeholder expanded to the image's visual tokens."""
+    TRL renders it, with each image placeholder expanded to its image's visual tokens."""
     ids = processor.tokenizer(chat.render(processor, prompt, add_generation_prompt=True))["input_ids"]
-    return len(ids) + ids.count(processor.image_token_id) * (image_tokens(processor, image) - 1)
+    return len(ids) + sum(image_tokens(processor, image) - 1 for image in images)
 
 
 def skip_reason(row: dict, settings: GrpoSettings, processor, system: str | None) -> str | None:
@@ -66,29 +88,47 @@ def skip_reason(row: dict, settings: GrpoSettings, processor, system: str | None
         return "open_ended_skipped_by_config"
     prompt = with_system_prompt(row["prompt"], system)
     try:
-        length = prompt_tokens(processor, prompt, row["image"])
+        length = prompt_tokens(processor, prompt, row_images(row))
     except ValueError:  # the processor refuses the image's shape (aspect ratio over 200)
         return "image_shape_unusable"
     return "prompt_too_long" if length > settings.max_prompt_length else None
 
 
-def decoded_rows(dataset, path: str):
-    """``(index, row, unreadable)`` per row, the image decoded as ``datasets`` decodes it but without
-    raising: ``unreadable`` names the row (and the image's file, when the dataset kept it) when the image
-    does not decode, else None. A missing image stays None for ``row_problem``."""
-    from datasets import Image
+def image_column(dataset, path: str) -> str:
+    """``image`` (one image per row) or ``images`` (a list of images per row), checked."""
+    from datasets import Image, List
 
-    feature = dataset.features.get("image")
-    if not isinstance(feature, Image):
-        raise DataError(f"{path}: the dataset has no 'image' column of images (columns: {dataset.column_names})")
-    for index, row in enumerate(dataset.cast_column("image", Image(decode=False))):
-        encoded = row["image"]
-        try:
-            row["image"] = None if encoded is None else feature.decode_example(encoded)
-        except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...) for bad files
-            yield index, row, {"row": index, "path": encoded.get("path"), "error": f"{type(err).__name__}: {err}"}
-            continue
-        yield index, row, None
+    features = dataset.features
+    if isinstance(features.get(IMAGES), List) and isinstance(features[IMAGES].feature, Image):
+        return IMAGES
+    if isinstance(features.get(IMAGE), Image):
+        return IMAGE
+    raise DataError(f"{path}: the dataset has no 'image' column of images nor an 'images' column of image lists "
+                    f"(columns: {dataset.column_names})")
+
+
+def decoded_rows(dataset, path: str):
+    """``(index, row, unreadable)`` per row, the images decoded as ``datasets`` decodes them but without
+    raising: ``unreadable`` names the row (and the first bad image's file, when the dataset kept it) when an image
+    does not decode, else None. A missing image stays None for ``row_problem``."""
+    from datasets import Image, List
+
+    column = image_column(dataset, path)
+    several = column == IMAGES
+    decoder = dataset.features[column].feature if several else dataset.features[column]
+    raw = dataset.cast_column(column, List(Image(decode=False)) if several else Image(decode=False))
+    for index, row in enumerate(raw):
+        encoded_images = (row[column] or []) if several else [row[column]]
+        decoded = []
+        for encoded in encoded_images:
+            try:
+                decoded.append(None if encoded is None else decoder.decode_example(encoded))
+            except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...) for bad files
+                yield index, row, {"row": index, "path": encoded.get("path"), "error": f"{type(err).__name__}: {err}"}
+                break
+        else:
+            row[column] = decoded if several else decoded[0]
+            yield index, row, None
 
 
 def load_grpo_dataset(path: str, settings: GrpoSettings, processor, split: str = "train"):

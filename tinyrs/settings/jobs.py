@@ -69,6 +69,7 @@ class DemoWorldSettings(Settings):
 
     seed: int
     scale: str
+    world: str
 
 
 @dataclass(frozen=True)

@@ -150,9 +150,22 @@ def write_sft(root: Path, scale: plan.Scale, sft_rng: random.Random, reasoning_r
     return {**lists, "images": sum(numbers.values()), "by_folder": dict(sorted(numbers.items()))}
 
 
+def save_train_split(root: Path, rows: list[dict], features) -> None:
+    """``rows`` as the ``train`` split of a DatasetDict saved with ``save_to_disk``; written beside ``root`` first,
+    then renamed onto it."""
+    from datasets import Dataset, DatasetDict
+
+    columns = {name: [row[name] for row in rows] for name in features}
+    staging = root.with_name(f".{root.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    DatasetDict({"train": Dataset.from_dict(columns, features=features)}).save_to_disk(str(staging))
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(staging, root)
+
+
 def write_grpo(root: Path, scale: plan.Scale, rng: random.Random) -> dict:
-    """A DatasetDict saved with ``save_to_disk``; written beside ``root`` first, then renamed onto it."""
-    from datasets import Dataset, DatasetDict, Features, Image, List, Value
+    """The GRPO DatasetDict (``save_train_split``)."""
+    from datasets import Features, Image, List, Value
 
     kinds = [kind for kind, _ in plan.GRPO_MIX]
     sizes = plan.allocate(scale.grpo, [share for _, share in plan.GRPO_MIX])
@@ -175,12 +188,7 @@ def write_grpo(root: Path, scale: plan.Scale, rng: random.Random) -> dict:
         "image": Image(),
         "solution": List(Value("string")),
     })
-    columns = {name: [row[name] for row in rows] for name in features}
-    staging = root.with_name(f".{root.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    DatasetDict({"train": Dataset.from_dict(columns, features=features)}).save_to_disk(str(staging))
-    shutil.rmtree(root, ignore_errors=True)
-    os.replace(staging, root)
+    save_train_split(root, rows, features)
     return {"rows": len(rows), "by_kind": dict(zip(kinds, sizes)),
             "by_answer_type": dict(sorted(Counter(row["solution"][0] for row in rows).items()))}
 

@@ -102,3 +102,30 @@ def allocate(total: int, shares: list[float]) -> list[int]:
     for i in by_remainder[: total - sum(counts)]:
         counts[i] += 1
     return counts
+
+
+# --- the GeoVLM-R1 world (recipes/geovlm-r1.yaml, profiles/demo-geovlm): three repositories in the recipe's layout
+@dataclass(frozen=True)
+class GeoScale:
+    sft: int  # SFT list records
+    grpo: int  # GRPO train rows
+    eval_per_task: int  # records in each eval file
+
+
+GEO_SCALES = {
+    "tiny": GeoScale(sft=1000, grpo=112, eval_per_task=30),
+    "small": GeoScale(sft=5000, grpo=560, eval_per_task=100),
+}
+# task (a key of the recipe's grpo_defaults.rewards.by_task) -> (the sub-folder standing for its dataset, share)
+GEO_MIX = {
+    "classification": ("AID", 0.14), "multilabel_classification": ("BigEarthNet", 0.14),
+    "referred_detection": ("GeoChat", 0.15), "damage_detection": ("xBD", 0.14), "image_caption": ("RSICD", 0.14),
+    "vqa": ("RSVQA_LRBEN", 0.15), "change_caption": ("LEVIR-CC", 0.14),
+}
+GEO_SFT_LIST = "geovlm_sft.json"
+# eval file -> task; the recipe's eval.tasks files, plus change captions (the demo overlay adds that task)
+GEO_EVAL_TASKS = {
+    "cls_AID.json": "classification", "cls_BigEarthNet.json": "multilabel_classification",
+    "det_referred.json": "referred_detection", "det_xBD.json": "damage_detection",
+    "cap_RSICD.json": "image_caption", "vqa_RSVQA_LRBEN.json": "vqa", "cap_change.json": "change_caption",
+}

@@ -412,16 +412,21 @@ def place_objects(rng, image, regions: Region, counts: dict[str, int], gap: int 
     return tuple(placed)
 
 
-def draw_scene(scene_class: str, counts: dict[str, int], rng: np.random.Generator,
-               scales: dict[str, float] | None = None) -> Scene:
-    """Paint ``scene_class`` and put ``counts`` objects on it (``scales``: per kind, as ``place_objects``);
-    kinds it cannot host must be 0."""
+def check_counts(scene_class: str, counts: dict[str, int]) -> None:
+    """Object counts a ``scene_class`` scene can hold: only hosted kinds, each 0..MAX_COUNT."""
     hosted = HOSTS.get(scene_class, ())
     for kind, count in counts.items():
         if count and kind not in hosted:
             raise ValueError(f"a {scene_class} scene cannot hold a {kind}")
         if not 0 <= count <= MAX_COUNT:
             raise ValueError(f"{kind} count {count} outside 0..{MAX_COUNT}")
+
+
+def draw_scene(scene_class: str, counts: dict[str, int], rng: np.random.Generator,
+               scales: dict[str, float] | None = None) -> Scene:
+    """Paint ``scene_class`` and put ``counts`` objects on it (``scales``: per kind, as ``place_objects``);
+    kinds it cannot host must be 0."""
+    check_counts(scene_class, counts)
     image, regions = SCENE_PAINTERS[scene_class](rng)
     image = np.array(image, dtype=np.float32)
     objects = place_objects(rng, image, regions, counts, scales=scales)

@@ -36,6 +36,7 @@ from tinyrs.io import DataError
 from tinyrs.settings import GrpoSettings
 
 OPEN_ENDED = "0"
+TASK_REWARD_PREFIX = "reward_tasks/"   # logged per task of the `task` column: tinyrs.grpo.curves reads it
 RewardFunction = Callable[..., list[float]]
 
 
@@ -261,7 +262,8 @@ def make_reward_functions(grpo_settings: GrpoSettings) -> list[RewardFunction]:
     TRL calls ``f(prompts=..., completions=..., completion_ids=..., **dataset_columns, log_metric=...)``
     with every list aligned to ``completions``; ``solution`` and the optional ``task`` are dataset columns.
     Each returns ``list[float]``, one per completion. When TRL passes ``log_metric``, the batch's mean/std per
-    component (``reward_components/<name>/mean``) and the judge's counters are logged through it.
+    component (``reward_components/<name>/mean``), the mean task reward per ``task`` of the batch
+    (``reward_tasks/<task>/mean``: GeoVLM-R1's R_task) and the judge's counters are logged through it.
     Both functions share one ``RewardSuite``, reachable as ``function.suite`` (``suite.summary()``).
     """
     suite = RewardSuite(grpo_settings)
@@ -284,6 +286,9 @@ def make_reward_functions(grpo_settings: GrpoSettings) -> list[RewardFunction]:
             for name in dict.fromkeys(name for parts in components for name in parts):
                 for key, value in batch_summary(name, [p[name] for p in components if name in p]).items():
                     log_metric(key, value)
+            for name in dict.fromkeys(t for t in tasks if t is not None):
+                values = [total for total, t in zip(totals, tasks) if t == name]
+                log_metric(f"{TASK_REWARD_PREFIX}{name}/mean", sum(values) / len(values))
             judge = suite.judge()
             for key, value in (judge.stats() if judge else {}).items():
                 log_metric(key, value)
