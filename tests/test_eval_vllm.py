@@ -84,3 +84,27 @@ def test_prompt_token_ids_equal_the_processors(backends):
         text = render(backend.processor, item_messages, add_generation_prompt=True)
         expected = backend.processor(text=[text], images=images, return_tensors="pt")["input_ids"][0].tolist()
         assert list(output.prompt_token_ids) == expected, images[0].size
+
+
+def test_bi_temporal_records_run_through_vllm_with_both_images(demo_model, settings, backends, tmp_path):
+    """A task whose records hold two images each: the runner starts vLLM allowing two images per prompt (vLLM
+    refuses a prompt with more images than its limit), and the greedy answers match the transformers backend's."""
+    from PIL import Image
+
+    root = tmp_path / "data"
+    (root / "change").mkdir(parents=True)
+    for name, colour, size in [("a.png", (30, 120, 60), (112, 112)), ("b.png", (200, 40, 40), (140, 112))]:
+        Image.new("RGB", size, colour).save(root / "change" / name)
+    records = [{"image": pair, "conversations": [{"from": "human", "value": "<image>\n<image>\nWhat changed?"},
+                                                 {"from": "gpt", "value": "a vehicle appeared"}]}
+               for pair in (["a.png", "b.png"], ["b.png", "a.png"])]
+    (root / "change.json").write_text(json.dumps(records))
+    task_settings = replace(settings, tasks={"change": {"file": "change.json", "metric": "rouge",
+                                                        "family": "change_caption", "prefix": None}})
+    answers = {}
+    for name, backend in [("vllm", None), ("transformers", backends["transformers"])]:
+        out = tmp_path / name
+        document = run_eval(replace(task_settings, backend=name), demo_model, root, out, backend=backend)["change"]
+        assert document["n"] == 2 and document["skipped_total"] == 0
+        answers[name] = [row["pred"] for row in map(json.loads, (out / "change.jsonl").read_text().splitlines())]
+    assert answers["vllm"] == answers["transformers"]

@@ -150,13 +150,19 @@ def _metrics_document(task: Task, rows: list[dict], skips: list[Skip], meta: dic
     }
 
 
-def run_task(task: Task, settings: EvalSettings, model_dir: str | Path, data_root: Path, out_dir: Path, shard: Shard,
-             get_backend: Callable[[], Backend]) -> dict:
-    """Evaluate one task (one shard of it); returns the metrics written to its metrics file."""
-    manifest_sha = model_manifest_sha256(model_dir)
+def shard_samples(task: Task, settings: EvalSettings, data_root: Path, shard: Shard) -> tuple[list[Sample], list[Skip]]:
+    """The task's usable samples and its skips, of this shard."""
     samples, skips = load_samples(task, data_root, settings.max_samples)
-    samples = [sample for sample in samples if shard.holds(sample.index)]
-    skips = [skip for skip in skips if shard.holds(skip.index)]
+    return ([sample for sample in samples if shard.holds(sample.index)],
+            [skip for skip in skips if shard.holds(skip.index)])
+
+
+def run_task(task: Task, settings: EvalSettings, model_dir: str | Path, data_root: Path, out_dir: Path, shard: Shard,
+             loaded: tuple[list[Sample], list[Skip]], get_backend: Callable[[], Backend]) -> dict:
+    """Evaluate one task (one shard of it, ``loaded`` by ``shard_samples``); returns the metrics written to its
+    metrics file."""
+    manifest_sha = model_manifest_sha256(model_dir)
+    samples, skips = loaded
     stem = shard.stem(task.key)
     pred_path, run_path = predictions_path(out_dir, stem), _run_path(out_dir, stem)
     fingerprint = sha256_json({
@@ -217,14 +223,18 @@ def run_eval(settings: EvalSettings, model_dir: str | Path, data_root: str | Pat
     tasks = select_tasks(task_registry(settings.tasks), task_keys)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loaded: list[Backend] = [backend] if backend is not None else []
+    samples = {task.key: shard_samples(task, settings, Path(data_root), shard) for task in tasks}
+    most_images = max((len(sample.image_paths) for task_samples, _ in samples.values() for sample in task_samples),
+                      default=1)
+    started: list[Backend] = [backend] if backend is not None else []
 
     def get_backend() -> Backend:
-        if not loaded:
-            loaded.append(make_backend(settings, model_dir))
-        return loaded[0]
+        if not started:
+            started.append(make_backend(settings, model_dir, most_images))
+        return started[0]
 
-    return {task.key: run_task(task, settings, model_dir, Path(data_root), out_dir, shard, get_backend)
+    return {task.key: run_task(task, settings, model_dir, Path(data_root), out_dir, shard, samples[task.key],
+                               get_backend)
             for task in tasks}
 
 

@@ -25,6 +25,9 @@ BACKENDS = {
 
 class Backend(abc.ABC):
     name: str
+    # An engine that sizes itself for a fixed number of images per prompt (vLLM's limit_mm_per_prompt) says so
+    # here; make_backend then passes it the most images any sample to evaluate has (bi-temporal pairs: 2).
+    limits_images_per_prompt = False
 
     @abc.abstractmethod
     def generate(self, batch: Batch) -> list[str]:
@@ -42,9 +45,12 @@ def require(package: str, backend: str) -> ModuleType:
         ) from err
 
 
-def make_backend(settings: EvalSettings, model_dir: str | Path) -> Backend:
+def make_backend(settings: EvalSettings, model_dir: str | Path, max_images_per_prompt: int = 1) -> Backend:
     name = settings.backend
     if name not in BACKENDS:
         raise ConfigError(f"eval.backend: unknown backend '{name}'; expected one of {sorted(BACKENDS)}")
     module_name, class_name = BACKENDS[name]
-    return getattr(importlib.import_module(module_name), class_name)(model_dir, settings)
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    if backend_class.limits_images_per_prompt:
+        return backend_class(model_dir, settings, max_images_per_prompt)
+    return backend_class(model_dir, settings)

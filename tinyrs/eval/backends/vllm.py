@@ -18,6 +18,7 @@ DTYPES = {"bf16": "bfloat16", "fp32": "float32"}
 
 class VLLMBackend(Backend):
     name = "vllm"
+    limits_images_per_prompt = True
 
     def __init__(self, model_dir: str | Path, settings: EvalSettings, max_images_per_prompt: int = 1):
         vllm = require("vllm", self.name)
