@@ -130,7 +130,7 @@ def test_statistics_per_component_and_log_metric(settings):
 def test_task_rewards_are_logged_per_task(settings):
     """GeoVLM-R1's R_task of each task in the batch (the rows' ``task`` column), for the per-task reward curves."""
     settings["rewards"]["by_task"] = {"vqa": {"closed": 1.0}, "referred_detection": {"box_iou": 1.0}}
-    _, accuracy_reward = make_reward_functions(settings)
+    _, accuracy_reward = make_reward_functions(typed(settings))
     logged = {}
     call(accuracy_reward, ["yes", "no", "[[0, 0, 10, 20]]"],
          [["1", "yes", "q"], ["1", "yes", "q"], ["2", "[[0, 0, 10, 10]]", "q"]],
