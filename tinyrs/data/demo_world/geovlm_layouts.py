@@ -18,7 +18,7 @@ from typing import Callable
 from tinyrs.data.demo_world import plan
 from tinyrs.data.demo_world.content import Asker
 from tinyrs.data.demo_world.geovlm_tasks import TaskSample, ask_task
-from tinyrs.data.demo_world.layouts import parallel_writes, save_train_split
+from tinyrs.data.demo_world.layouts import parallel_writes, save_train_split, write_eval_files
 from tinyrs.data.demo_world.scenes import encode_jpeg
 from tinyrs.io import write_json
 
@@ -94,20 +94,14 @@ def write_grpo(root: Path, scale: plan.GeoScale, rng: random.Random) -> dict:
 
 def write_eval(root: Path, scale: plan.GeoScale, rng_for: Callable[[str], random.Random]) -> dict:
     """One file per task, each from its own random stream, answers balanced where a task picks by index."""
-    counts = {}
-    for file_name, task in plan.GEO_EVAL_TASKS.items():
-        stem = Path(file_name).stem
-        ask = Asker(rng_for(f"geovlm-eval:{file_name}"), balanced=True)
-        records = []
-        with parallel_writes() as write:
-            for number in range(scale.eval_per_task):
-                sample = ask_task(ask, task)
-                names = image_names(f"{stem}_{number:05d}", sample)
-                for name, pixels in zip(names, sample.images):
-                    write(root / stem / name, encode_jpeg(pixels))
-                records.append({"image": names[0] if len(names) == 1 else names,
-                                "conversations": [{"from": "human", "value": sample.question},
-                                                  {"from": "gpt", "value": sample.answer}]})
-        write_json(root / file_name, records)
-        counts[file_name] = len(records)
+    def sample(ask: Asker, file_name: str, stem: str, number: int):
+        drawn = ask_task(ask, plan.GEO_EVAL_TASKS[file_name])
+        names = image_names(f"{stem}_{number:05d}", drawn)
+        record = {"image": names[0] if len(names) == 1 else names,
+                  "conversations": [{"from": "human", "value": drawn.question},
+                                    {"from": "gpt", "value": drawn.answer}]}
+        return record, list(zip(names, drawn.images))
+
+    counts = write_eval_files(root, plan.GEO_EVAL_TASKS, scale.eval_per_task,
+                              lambda name: rng_for(f"geovlm-eval:{name}"), sample)
     return {"records": counts}

@@ -18,6 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
+
 from tinyrs.data.demo_world import plan
 from tinyrs.data.demo_world.content import LHRS_TYPES, QA, Asker, ask_kind
 from tinyrs.data.demo_world.scenes import encode_jpeg, resized
@@ -193,28 +195,46 @@ def write_grpo(root: Path, scale: plan.Scale, rng: random.Random) -> dict:
             "by_answer_type": dict(sorted(Counter(row["solution"][0] for row in rows).items()))}
 
 
+EvalSample = Callable[[Asker, str, str, int], tuple[dict, list[tuple[str, np.ndarray]]]]
+
+
+def write_eval_files(root: Path, file_names, per_file: int, stream_for: Callable[[str], random.Random],
+                     sample: EvalSample) -> dict[str, int]:
+    """One eval file per name, each drawn from its own random stream ``stream_for(file_name)`` with balanced
+    answers: ``sample(ask, file_name, stem, number)`` gives a record and its images as (name, pixels), written
+    under ``<root>/<file stem>/``. Returns the record count per file. Both demo worlds write their eval sets so."""
+    counts = {}
+    for file_name in file_names:
+        stem = Path(file_name).stem
+        ask = Asker(stream_for(file_name), balanced=True)
+        records = []
+        with parallel_writes() as write:
+            for number in range(per_file):
+                record, images = sample(ask, file_name, stem, number)
+                for name, pixels in images:
+                    write(root / stem / name, encode_jpeg(pixels))
+                records.append(record)
+        write_json(root / file_name, records)
+        counts[file_name] = len(records)
+    return counts
+
+
 def write_eval(root: Path, scale: plan.Scale, rng_for) -> dict:
     """The 12 eval files; each task draws from its own random stream, answers balanced by cycling.
 
     Grounding answers are pixel boxes, like the real VG_DOIR_RSVG_test.json (training lists use 0-1000).
     """
-    counts = {}
-    for file_name, kind in plan.EVAL_TASKS.items():
-        stem = Path(file_name).stem
-        ask = Asker(rng_for(f"eval:{file_name}"), balanced=True)
-        records = []
-        with parallel_writes() as write:
-            for i in range(scale.eval_per_task):
-                scene, (qa,) = ask_kind(ask, kind, plan.CLS_LABELS.get(file_name))
-                image = f"{stem}_{i:05d}.jpg"
-                pixels = scene.image if qa.original_size is None else resized(scene.image, qa.original_size)
-                write(root / stem / image, encode_jpeg(pixels))
-                record = {"image": image, "size": [pixels.shape[1], pixels.shape[0]],
-                          "conversations": [{"from": "human", "value": qa.question},
-                                            {"from": "gpt", "value": qa.pixel_answer or qa.answer}]}
-                if qa.lhrs_types:
-                    record["type"] = list(qa.lhrs_types)
-                records.append(record)
-        write_json(root / file_name, records)
-        counts[file_name] = len(records)
+    def sample(ask: Asker, file_name: str, stem: str, number: int):
+        scene, (qa,) = ask_kind(ask, plan.EVAL_TASKS[file_name], plan.CLS_LABELS.get(file_name))
+        image = f"{stem}_{number:05d}.jpg"
+        pixels = scene.image if qa.original_size is None else resized(scene.image, qa.original_size)
+        record = {"image": image, "size": [pixels.shape[1], pixels.shape[0]],
+                  "conversations": [{"from": "human", "value": qa.question},
+                                    {"from": "gpt", "value": qa.pixel_answer or qa.answer}]}
+        if qa.lhrs_types:
+            record["type"] = list(qa.lhrs_types)
+        return record, [(image, pixels)]
+
+    counts = write_eval_files(root, plan.EVAL_TASKS, scale.eval_per_task, lambda name: rng_for(f"eval:{name}"),
+                              sample)
     return {"records": counts, "lhrs_types": {str(type_id): name for type_id, name in LHRS_TYPES.items()}}
