@@ -1,12 +1,14 @@
 """Can the tiny demo model learn grounding at all? A probe for issue #14, outside the pipeline.
 
-Trains a fresh tiny Qwen2-VL (``tinyrs.model.tiny``, with architecture overrides) on the demo world's grounding
-questions only, with a plain AdamW loop on the SFT stage's own encoder and collator, then scores greedy answers on
-held-out grounding questions: P@0.5 and mean IoU, next to a position-blind baseline (the mean training box for
-every question). A model that learns where objects are beats the baseline; one that learns only the answer format
-does not.
+Trains a fresh tiny Qwen2-VL (``tinyrs.model.tiny``, with architecture overrides) on grounding questions only: the
+demo world's (``--world demo``) or a control world of one red box on a smooth background (``--world box``, box
+sides drawn from ``--box-sides`` pixels of a 224-pixel scene), with a plain AdamW loop on the SFT stage's own
+encoder and collator, then scores greedy answers on held-out grounding questions: P@0.5 and mean IoU, next to a
+position-blind baseline (the mean training box for every question). A model that learns where objects are beats
+the baseline; one that learns only the answer format does not.
 
     .venv/bin/python bench/grounding_probe.py --steps 800 --train 1000 --arch '{"rope_theta": 3}'
+    .venv/bin/python bench/grounding_probe.py --world box --box-sides 40 110 --steps 600 --arch '{"rope_theta": 3}'
 
 Results and their commands: bench/README.md ("Grounding probe").
 """
@@ -25,9 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tinyrs import chat  # noqa: E402
-from tinyrs.answers import iou, parse_boxes  # noqa: E402
+from tinyrs.answers import BOX_SCALE, format_box, iou, parse_boxes  # noqa: E402
 from tinyrs.data.demo_world import content  # noqa: E402
-from tinyrs.data.demo_world.scenes import encode_jpeg  # noqa: E402
+from tinyrs.data.demo_world.scenes import IMAGE_SIZE, encode_jpeg, smooth_noise  # noqa: E402
 from tinyrs.model.tiny import TINY_ARCH, build_tiny_model  # noqa: E402
 from tinyrs.sft.batching import SampleEncoder, collate  # noqa: E402
 
@@ -44,17 +46,35 @@ def with_position_cue(image: np.ndarray, strength: float) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def grounding_records(n: int, seed: int, folder: Path, cue: float) -> list[dict]:
+def grounding_records(n: int, seed: int, folder: Path, cue: float,
+                      target_scales: tuple[float, ...] = content.VG_TARGET_SCALES) -> list[dict]:
     """``n`` demo-world grounding questions (``content.ask_vg``) as SFT records; images written to ``folder``."""
     ask = content.Asker(random.Random(seed), balanced=True)
     records = []
     for index in range(n):
         ask.index = index
-        scene, (qa,) = content.ask_vg(ask)
+        scene, (qa,) = content.ask_vg(ask, target_scales)
         path = folder / f"{seed}_{index}.jpg"
         path.write_bytes(encode_jpeg(with_position_cue(scene.image, cue)))
         records.append({"images": [str(path)], "answer": qa.answer, "conversations": [
             {"from": "human", "value": f"<image>\n{qa.prefix} {qa.question}"}, {"from": "gpt", "value": qa.answer}]})
+    return records
+
+
+def box_records(n: int, seed: int, folder: Path, sides: tuple[int, int]) -> list[dict]:
+    """``n`` control questions: one red box (sides uniform in ``sides`` px) on a smooth random background."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for index in range(n):
+        image = rng.uniform(60, 140, 3) + 40 * (smooth_noise(rng, 6)[..., None] - 0.5)
+        width, height = (int(side) for side in rng.integers(sides[0], sides[1] + 1, 2))
+        x, y = int(rng.integers(0, IMAGE_SIZE - width + 1)), int(rng.integers(0, IMAGE_SIZE - height + 1))
+        image[y:y + height, x:x + width] = (230, 40, 40)
+        path = folder / f"box{seed}_{index}.jpg"
+        path.write_bytes(encode_jpeg(np.clip(image, 0, 255).astype(np.uint8)))
+        answer = format_box(tuple(round(v / IMAGE_SIZE * BOX_SCALE) for v in (x, y, x + width, y + height)))
+        records.append({"images": [str(path)], "answer": answer, "conversations": [
+            {"from": "human", "value": "<image>\n{VG} Where is the red box?"}, {"from": "gpt", "value": answer}]})
     return records
 
 
@@ -103,6 +123,11 @@ def answer_ious(model, processor, records: list[dict], batch_size: int = 25) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", choices=("demo", "box"), default="demo",
+                        help="the demo world's grounding questions, or the red-box control")
+    parser.add_argument("--box-sides", type=int, nargs=2, default=(40, 110), help="--world box: side range, px of 224")
+    parser.add_argument("--target-scales", type=float, nargs="+", default=content.VG_TARGET_SCALES,
+                        help="--world demo: sizes of the referred object, multiples of its sprite's")
     parser.add_argument("--arch", default="{}", help="JSON overrides of tinyrs.model.tiny.TINY_ARCH")
     parser.add_argument("--train", type=int, default=1000, help="training questions")
     parser.add_argument("--test", type=int, default=100, help="held-out questions")
@@ -120,8 +145,12 @@ def main() -> None:
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        train_records = grounding_records(args.train, 1, folder, args.position_cue)
-        test_records = grounding_records(args.test, 2, folder, args.position_cue)
+        if args.world == "box":
+            train_records = box_records(args.train, 1, folder, args.box_sides)
+            test_records = box_records(args.test, 2, folder, args.box_sides)
+        else:
+            train_records = grounding_records(args.train, 1, folder, args.position_cue, tuple(args.target_scales))
+            test_records = grounding_records(args.test, 2, folder, args.position_cue, tuple(args.target_scales))
         corpus = [turn["value"] for record in train_records for turn in record["conversations"]]
         build_tiny_model(folder / "model", corpus, 3136, args.pixels ** 2, arch=TINY_ARCH | json.loads(args.arch))
         processor = AutoProcessor.from_pretrained(folder / "model")
@@ -132,6 +161,8 @@ def main() -> None:
         mean_box = tuple(truth.mean(axis=0))
         blind = np.asarray([iou(mean_box, parse_boxes(r["answer"])[0]) for r in test_records])
     print(json.dumps({
+        "world": args.world,
+        **({"box_sides": args.box_sides} if args.world == "box" else {"target_scales": args.target_scales}),
         "arch": json.loads(args.arch), "position_cue": args.position_cue, "steps": args.steps, "train": args.train,
         "final_loss": round(float(np.mean(losses[-50:])), 3), "precision@0.5": float((ious >= 0.5).mean()),
         "mean_iou": round(float(ious.mean()), 4), "blind_precision@0.5": float((blind >= 0.5).mean()),

@@ -300,12 +300,13 @@ def ask_rural_urban(ask: Asker) -> Asked:
     return scene, [rural_urban_qa(scene)]
 
 
-def ask_vg(ask: Asker) -> Asked:
-    """Grounding needs an unambiguous target: exactly one object of the asked type."""
+def ask_vg(ask: Asker, target_scales: Sequence[float] = VG_TARGET_SCALES) -> Asked:
+    """Grounding needs an unambiguous target: exactly one object of the asked type, drawn at one of
+    ``target_scales`` times its sprite's size."""
     rng = ask.rng
     scene_class = ask.pick(HOST_CLASSES)
     kind = rng.choice(HOSTS[scene_class])
-    scale = ask.pick(VG_TARGET_SCALES)
+    scale = ask.pick(target_scales)
     scene = ask.draw(scene_class, ask.counts(scene_class) | {kind: 1}, scales={kind: scale})
     return scene, [vg_qa(scene, kind, rng)]
 
