@@ -46,6 +46,12 @@ def with_position_cue(image: np.ndarray, strength: float) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def sft_record(image: Path, question: str, answer: str) -> dict:
+    """One grounding question as an SFT record (VHM-style turns), its answer kept apart for scoring."""
+    return {"images": [str(image)], "answer": answer, "conversations": [
+        {"from": "human", "value": f"<image>\n{question}"}, {"from": "gpt", "value": answer}]}
+
+
 def grounding_records(n: int, seed: int, folder: Path, cue: float,
                       target_scales: tuple[float, ...] = content.VG_TARGET_SCALES) -> list[dict]:
     """``n`` demo-world grounding questions (``content.ask_vg``) as SFT records; images written to ``folder``."""
@@ -56,8 +62,7 @@ def grounding_records(n: int, seed: int, folder: Path, cue: float,
         scene, (qa,) = content.ask_vg(ask, target_scales)
         path = folder / f"{seed}_{index}.jpg"
         path.write_bytes(encode_jpeg(with_position_cue(scene.image, cue)))
-        records.append({"images": [str(path)], "answer": qa.answer, "conversations": [
-            {"from": "human", "value": f"<image>\n{qa.prefix} {qa.question}"}, {"from": "gpt", "value": qa.answer}]})
+        records.append(sft_record(path, f"{qa.prefix} {qa.question}", qa.answer))
     return records
 
 
@@ -73,8 +78,7 @@ def box_records(n: int, seed: int, folder: Path, sides: tuple[int, int]) -> list
         path = folder / f"box{seed}_{index}.jpg"
         path.write_bytes(encode_jpeg(np.clip(image, 0, 255).astype(np.uint8)))
         answer = format_box(tuple(round(v / IMAGE_SIZE * BOX_SCALE) for v in (x, y, x + width, y + height)))
-        records.append({"images": [str(path)], "answer": answer, "conversations": [
-            {"from": "human", "value": "<image>\n{VG} Where is the red box?"}, {"from": "gpt", "value": answer}]})
+        records.append(sft_record(path, "{VG} Where is the red box?", answer))
     return records
 
 
@@ -145,12 +149,12 @@ def main() -> None:
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        if args.world == "box":
-            train_records = box_records(args.train, 1, folder, args.box_sides)
-            test_records = box_records(args.test, 2, folder, args.box_sides)
-        else:
-            train_records = grounding_records(args.train, 1, folder, args.position_cue, tuple(args.target_scales))
-            test_records = grounding_records(args.test, 2, folder, args.position_cue, tuple(args.target_scales))
+        def questions(n: int, seed: int) -> list[dict]:
+            if args.world == "box":
+                return box_records(n, seed, folder, args.box_sides)
+            return grounding_records(n, seed, folder, args.position_cue, tuple(args.target_scales))
+
+        train_records, test_records = questions(args.train, 1), questions(args.test, 2)
         corpus = [turn["value"] for record in train_records for turn in record["conversations"]]
         build_tiny_model(folder / "model", corpus, 3136, args.pixels ** 2, arch=TINY_ARCH | json.loads(args.arch))
         processor = AutoProcessor.from_pretrained(folder / "model")
