@@ -20,7 +20,7 @@ from PIL import Image
 from tinyrs.answers import format_box, parse_boxes
 from tinyrs.cli import demo as demo_cli
 from tinyrs.data.demo_world import SUMMARY_NAME, build_demo_world, content, layouts, plan, write_demo_world
-from tinyrs.data.demo_world.scenes import IMAGE_SIZE, SCENE_CLASSES, draw_scene
+from tinyrs.data.demo_world.scenes import HOSTS, IMAGE_SIZE, SCENE_CLASSES, draw_scene
 from tinyrs.eval import tasks as eval_tasks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +59,10 @@ def shard_members(versad: Path) -> dict[str, tarfile.TarInfo]:
             for info in tar.getmembers():
                 members[info.name] = info
     return members
+
+
+def area(box: tuple[int, int, int, int]) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -267,6 +271,18 @@ def test_eval_images_are_new_drawings(world):
 def test_objects_only_go_where_the_scene_can_hold_them():
     with pytest.raises(ValueError, match="cannot hold a ship"):
         draw_scene("desert", {"ship": 1}, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("scene_class", sorted(HOSTS))
+def test_an_enlarged_target_fits_every_host_scene_shrinking_no_smaller_than_natural(scene_class):
+    """The largest grounding targets (``plan.VG_TARGET_SCALES``) do not fit every region (a vehicle on a road):
+    the sprite shrinks try by try until it fits, never below its natural size, instead of failing the world."""
+    largest = max(plan.VG_TARGET_SCALES)
+    for kind in HOSTS[scene_class]:
+        for seed in range(5):
+            (natural,) = draw_scene(scene_class, {kind: 1}, np.random.default_rng(seed)).objects
+            (enlarged,) = draw_scene(scene_class, {kind: 1}, np.random.default_rng(seed), {kind: largest}).objects
+            assert area(enlarged.box) >= area(natural.box), (scene_class, kind, seed)
 
 
 # --- GRPO ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from tinyrs import chat
 from tinyrs.config import load_config, typed_eval_settings, typed_stage_settings
 from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES, family_of
 from tinyrs.model.load import load_model, load_processor
+from tinyrs.model.tiny import TINY_ARCH
 
 EACH_FAMILY = pytest.mark.parametrize("family", list(FAMILIES))
 OTHER_FAMILY = "qwen2.5-vl"
@@ -179,6 +180,37 @@ def test_tiny_command_builds_the_family_it_is_given(tmp_path):
     manifest = json.loads((tmp_path / "m" / "tinyrs_manifest.json").read_text())
     assert manifest["family"] == OTHER_FAMILY
     assert json.loads((tmp_path / "m" / "config.json").read_text())["model_type"] == FAMILIES[OTHER_FAMILY].model_type
+
+
+def test_tiny_command_takes_the_architecture_the_config_changes(tmp_path, capsys):
+    """base_model.tiny_arch (the TinyRS demo sets rope_theta 3) reaches the built model through the settings file;
+    a key the tiny model does not have is a config error naming it, not a traceback."""
+    from tinyrs.config import job_settings
+
+    corpus = tmp_path / "list.json"
+    corpus.write_text(json.dumps([{"conversations": [{"from": "human", "value": "What is it?"},
+                                                     {"from": "gpt", "value": "water"}]}] * 20))
+    settings = job_settings(load_config(["config.yaml", "profiles/demo/overrides.yaml"]))["model-base"]
+    assert settings["arch"] == {"rope_theta": 3.0}
+    (tmp_path / "model-base.json").write_text(json.dumps(settings))
+    command = ("model", "tiny", "--settings", str(tmp_path / "model-base.json"), "--corpus", str(corpus))
+    assert _cli(*command, "--out", str(tmp_path / "m")) == 0
+    text_config = json.loads((tmp_path / "m" / "config.json").read_text())["text_config"]
+    assert text_config["rope_parameters"]["rope_theta"] == 3.0
+    assert text_config["hidden_size"] == TINY_ARCH["text_hidden"]  # the rest as TINY_ARCH has it
+
+    (tmp_path / "model-base.json").write_text(json.dumps(settings | {"arch": {"rope_base": 3.0}}))
+    assert _cli(*command, "--out", str(tmp_path / "wrong")) == 2
+    assert "base_model.tiny_arch: unknown key(s) rope_base" in capsys.readouterr().err
+    assert not (tmp_path / "wrong").exists()
+
+
+def test_the_schemas_tiny_arch_keys_are_the_tiny_models():
+    from tinyrs.config import SCHEMA_PATH
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    keys = schema["properties"]["base_model"]["properties"]["tiny_arch"]["propertyNames"]["enum"]
+    assert set(keys) == set(TINY_ARCH)
 
 
 def _dry_run(repo_root: Path, *args: str) -> subprocess.CompletedProcess:

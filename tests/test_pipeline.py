@@ -90,9 +90,11 @@ def test_sft_learns_classification(demo_run):
 
 
 def test_grpo_reward_rises(demo_run):
+    """Mean total reward, last quarter of the steps against the first. Measured on demo-world seeds 0, 1, 2:
+    1.272 -> 1.324, 1.291 -> 1.417, 1.381 -> 1.411 (the accuracy reward rising in all three)."""
     workdir, _ = demo_run
     curve = json.loads((workdir / "models" / "grpo" / "tinyrs_manifest.json").read_text())["reward_curve"]
-    assert curve["last_quarter_mean"] > curve["first_quarter_mean"], curve
+    assert curve["last_quarter_mean"] > curve["first_quarter_mean"] + 0.02, curve
 
 
 def test_report_shows_each_grpo_reward_over_training(demo_run):
@@ -107,10 +109,35 @@ def test_report_shows_each_grpo_reward_over_training(demo_run):
     assert {"format", "box_iou", "closed"} <= set(manifest["reward_curve"]["components"])
 
 
-def test_grpo_keeps_what_cot_learned(demo_run):
-    """A rising reward is not enough: GRPO once raised it by collapsing to short answers (classification 0)."""
+def test_grpo_completions_can_hold_every_reasoned_answer_of_the_cot_list(demo_run):
+    """Once they could not: at 48 tokens every grounding completion (52-57 tokens reasoned) was cut before its
+    <answer>, so the box-IoU reward was 0 whatever the box, and GRPO could not learn grounding at all."""
+    from transformers import AutoTokenizer
+
     workdir, _ = demo_run
-    assert classification_accuracy(workdir, "grpo") >= classification_accuracy(workdir, "cot") - 0.1
+    budget = json.loads((workdir / "settings" / "grpo.json").read_text())["max_completion_length"]
+    tokenizer = AutoTokenizer.from_pretrained(workdir / "models" / "cot")
+    records = json.loads((workdir / "hub" / "sft" / "list_sft_reasoning.json").read_text())
+    longest = max(len(tokenizer(record["conversations"][1]["value"] + "<|im_end|>")["input_ids"])
+                  for record in records)
+    assert longest <= budget, (longest, budget)
+
+
+def test_cot_keeps_what_sft_learned(demo_run):
+    """Issue #14: CoT-SFT keeps SFT's classification within 10 points. Once it lost 36 (98.4 -> 62.4): the tiny model,
+    under-trained on the long reasoning answers, garbled the reasoning and the answer followed it. Measured with the
+    demo's settings on demo-world seeds 0, 1, 2 (SFT -> CoT): 94.4 -> 98.4, 100 -> 100, 99.6 -> 99.2. With the vision
+    tower and merger at CoT's 2e-3 too, seed 1 fell 100 -> 75.2: the LLM reasoned well about scenes it misread."""
+    workdir, _ = demo_run
+    assert classification_accuracy(workdir, "cot") >= classification_accuracy(workdir, "sft") - 0.1
+
+
+def test_grpo_keeps_what_cot_learned(demo_run):
+    """A rising reward is not enough: GRPO once raised it by collapsing to short answers (classification 0). Issue
+    #14: within 5 points of CoT. Measured on demo-world seeds 0, 1, 2 (CoT -> GRPO): 98.4 -> 98.4, 100 -> 100,
+    99.2 -> 99.2."""
+    workdir, _ = demo_run
+    assert classification_accuracy(workdir, "grpo") >= classification_accuracy(workdir, "cot") - 0.05
 
 
 def test_snakemake_report_is_one_html_file_with_the_plots(demo_run, repo_root, tmp_path):

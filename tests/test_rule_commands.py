@@ -59,7 +59,8 @@ def test_the_base_models_settings_say_where_it_comes_from(tmp_path):
     assert real == {"stage": "base", "repo": "Qwen/Qwen2-VL-2B-Instruct", "revision": "main", "mirror": None,
                     "family": "qwen2-vl"}
     demo = job_settings(load_config(["config.yaml", "profiles/demo/overrides.yaml"]))
-    assert demo["model-base"] == {"family": "qwen2-vl", "min_pixels": 3136, "max_pixels": 12544}
+    assert demo["model-base"] == {"family": "qwen2-vl", "min_pixels": 3136, "max_pixels": 12544,
+                                  "arch": {"rope_theta": 3.0}}
     assert demo["demo-world"] == {"seed": 0, "scale": "tiny", "world": "tinyrs"}
     assert demo["fetch-versad"] == {"dataset": "versad", "repo": "aybora/VHM_VersaD", "revision": "main",
                                     "allow_patterns": ["list_pretrain.json", "*/*.tar"], "unpack_shards": True,

@@ -432,8 +432,9 @@ def base_model_settings(config: dict) -> TinyModelSettings | ModelSettings:
     """``tinyrs model tiny``'s image sizes, or ``tinyrs model fetch``'s source of the base model."""
     base, defaults = config["base_model"], config["train_defaults"]
     if base["source"] == "tiny":
+        arch = {"arch": base["tiny_arch"]} if base.get("tiny_arch") else {}
         return TinyModelSettings.from_dict({"family": base["family"], "min_pixels": defaults["min_pixels"],
-                                            "max_pixels": defaults["max_pixels"]}, "base_model")
+                                            "max_pixels": defaults["max_pixels"], **arch}, "base_model")
     return ModelSettings.from_dict({"stage": BASE, "repo": base["repo"], "revision": base["revision"],
                                     "mirror": config["hub"]["mirror"], "family": base["family"]}, "base_model")
 

@@ -3,6 +3,7 @@ offline tiny demo model)."""
 from __future__ import annotations
 
 import argparse
+import json
 
 from tinyrs.model.families import DEFAULT_FAMILY, FAMILIES
 from tinyrs.cli.options import add_settings_option, from_settings, require
@@ -15,13 +16,16 @@ def register(subparsers) -> None:
 
     tiny = commands.add_parser("tiny", help="build the tiny random-init base model of the demo world")
     add_settings_option(tiny, "the base model's settings (settings/model-base.json)", TinyModelSettings,
-                        {"family": "family", "min_pixels": "min_pixels", "max_pixels": "max_pixels"})
+                        {"family": "family", "min_pixels": "min_pixels", "max_pixels": "max_pixels",
+                         "arch": "arch"})
     tiny.add_argument("--family", choices=sorted(FAMILIES), default=DEFAULT_FAMILY, help="base_model.family")
     tiny.add_argument("--out", required=True, help="model directory to write")
     tiny.add_argument("--corpus", nargs="+", required=True, help="VHM-style JSON lists to train the tokenizer on")
     tiny.add_argument("--min-pixels", type=int, default=3136)
     tiny.add_argument("--max-pixels", type=int, default=224 * 224)
     tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--arch", type=json.loads, default=None,
+                      help="JSON object of base_model.tiny_arch: values that differ from the tiny model's")
     tiny.set_defaults(func=_tiny)
 
     fetch = commands.add_parser("fetch", help="download a model from the Hugging Face Hub (or a local mirror)")
@@ -50,12 +54,17 @@ def register(subparsers) -> None:
 
 def _tiny(args: argparse.Namespace) -> int:
     from tinyrs.io import write_manifest
-    from tinyrs.model.tiny import build_tiny_model, corpus_from_lists
+    from tinyrs.config import ConfigError
+    from tinyrs.model.tiny import build_tiny_model, corpus_from_lists, tiny_arch
     from tinyrs.provenance import provenance
 
     from_settings(args)
+    try:
+        arch = tiny_arch(args.arch)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     summary = build_tiny_model(args.out, corpus_from_lists(args.corpus), args.min_pixels, args.max_pixels, args.seed,
-                               family=args.family)
+                               arch=arch, family=args.family)
     write_manifest(args.out, stage="base", source="tiny", seed=args.seed, corpus=args.corpus, **summary,
                    **provenance())
     print(f"tinyrs: tiny {args.family} with {summary['parameters']:,} parameters written to {args.out}")

@@ -19,7 +19,8 @@ SPECIAL_TOKENS = [
     "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
 ]
 
-# About 2.6 M parameters: big enough to learn the demo world, small enough to train on 2 CPU cores.
+# About 2.6 M parameters: big enough to learn the demo world, small enough to train on 2 CPU cores. A config's
+# base_model.tiny_arch overrides these (tiny_arch below): the TinyRS demo's sets rope_theta.
 TINY_ARCH = {
     "text_hidden": 192, "text_layers": 4, "text_heads": 4, "text_kv_heads": 2, "text_intermediate": 512,
     "vision_embed": 96, "vision_depth": 3, "vision_heads": 4, "vision_mlp_ratio": 2, "vocab_size": 2048,
@@ -34,6 +35,15 @@ QWEN2_VL_2B_ARCH = {
     "max_positions": 32768, "rope_theta": 1000000.0,
     "vision_window": 112,  # used only by a Qwen2.5-VL built with these shapes (transformers' default window)
 }
+
+
+def tiny_arch(overrides: dict | None = None) -> dict:
+    """``TINY_ARCH`` with ``overrides`` (base_model.tiny_arch) in place; a key it does not have is an error."""
+    unknown = sorted(set(overrides or {}) - set(TINY_ARCH))
+    if unknown:
+        raise ValueError(f"base_model.tiny_arch: unknown key(s) {', '.join(unknown)}; "
+                         f"the tiny model has {', '.join(sorted(TINY_ARCH))}")
+    return TINY_ARCH | (overrides or {})
 
 
 def corpus_from_lists(paths: Iterable[str | Path]) -> Iterator[str]:

@@ -44,11 +44,13 @@ class DataListSettings(Settings):
 
 @dataclass(frozen=True)
 class TinyModelSettings(Settings):
-    """``settings/model-base.json`` where ``base_model.source`` is tiny: the family and image sizes it is built for."""
+    """``settings/model-base.json`` where ``base_model.source`` is tiny: the family and image sizes it is built for,
+    and ``base_model.tiny_arch``: architecture values that differ from ``tinyrs.model.tiny.TINY_ARCH``."""
 
     family: str
     min_pixels: int
     max_pixels: int
+    arch: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -55,9 +55,11 @@ REASONING_MIX = (
 
 # --- grounding targets: sizes like DIOR-RSVG's (800 x 800 images; its referred objects run from a few pixels
 # to most of the image). Each grounding target is drawn at one of these multiples of its sprite's natural size
-# (12-46 px on a 224 px scene): 0.5 makes mostly "small" boxes (area <= 32² px at 800 px), 1.0 "medium",
-# 2.0 and 3.0 "large" (> 96² px). The eval file stores images and pixel boxes at the original size.
-VG_TARGET_SCALES = (0.5, 1.0, 2.0, 3.0)
+# (12-46 px on a 224 px scene; an enlarged one shrinks back toward natural size where it finds no room): 0.5 makes
+# mostly "small" boxes (area <= 32² px at 800 px), 1.0 "medium", 2.5 and 5.0 "large" (> 96² px). The model sees
+# 4 x 4 visual tokens: only targets a token or more across (5.0: mostly 200-500 of the 0-1000 grid) can be placed at
+# IoU 0.5 at all. The eval file stores images and pixel boxes at the original size.
+VG_TARGET_SCALES = (0.5, 1.0, 2.5, 5.0)
 VG_ORIGINAL_SIZE = (800, 800)
 
 # --- VHM_dataset_grpo: (question kind, share); captions are the open-ended ("0") rows ----------

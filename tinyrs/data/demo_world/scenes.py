@@ -2,13 +2,14 @@
 
 Each scene class has its own colours *and* texture, so that a few-million-parameter model can tell
 them apart after a few hundred steps at 224 px. Objects (plane, ship, storage tank, vehicle) have
-distinct shapes and colours, are 12-50 px across, and are placed only where they belong (ships on
-water, planes on tarmac, ...), never overlapping. Everything is drawn from one
-``numpy.random.Generator``, so a scene is a pure function of its seed.
+distinct shapes and colours, are 12-50 px across (a grounding target up to 5 times that), and are
+placed only where they belong (ships on water, planes on tarmac, ...), never overlapping. Everything is
+drawn from one ``numpy.random.Generator``, so a scene is a pure function of its seed.
 """
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -358,11 +359,16 @@ def sprite_vehicle(rng):
 
 
 SPRITES = {"plane": sprite_plane, "ship": sprite_ship, "storage tank": sprite_tank, "vehicle": sprite_vehicle}
+MAX_ENLARGED_SIDE = round(0.6 * IMAGE_SIZE)  # an enlarged sprite's longest side: its ground still shows around it
+SHRINK = 0.85  # an enlarged sprite that finds no room shrinks by this every 4 tries, down to its natural size
 
 
 def _oriented(rng, kind, scale: float = 1.0):
-    """A sprite of ``kind``, ``scale`` times its natural size, turned by a random multiple of 90 degrees."""
+    """A sprite of ``kind``, ``scale`` times its natural size (an enlarged one at most ``MAX_ENLARGED_SIDE`` px
+    long), turned by a random multiple of 90 degrees."""
     mask, colours = SPRITES[kind](rng)
+    if scale > 1.0:
+        scale = max(1.0, min(scale, MAX_ENLARGED_SIDE / max(mask.shape)))
     if scale != 1.0:
         size = (max(2, round(mask.shape[1] * scale)), max(2, round(mask.shape[0] * scale)))
         mask = np.asarray(Image.fromarray(mask).resize(size, Image.NEAREST))
@@ -380,6 +386,11 @@ def window_sums(table: np.ndarray, h: int, w: int) -> np.ndarray:
     return table[h:, w:] - table[:-h, w:] - table[h:, :-w] + table[:-h, :-w]
 
 
+def _attempts(scale: float) -> int:
+    """Tries to place one sprite: 20, or for an enlarged one enough to shrink it back to its natural size."""
+    return max(20, 4 * (math.ceil(math.log(scale) / -math.log(SHRINK)) + 2)) if scale > 1 else 20
+
+
 def place_objects(rng, image, regions: Region, counts: dict[str, int], gap: int = 3,
                   scales: dict[str, float] | None = None):
     """Draw ``counts[kind]`` objects of each kind fully inside its region, ``gap`` px apart; ``scales[kind]``
@@ -389,10 +400,10 @@ def place_objects(rng, image, regions: Region, counts: dict[str, int], gap: int 
         if not counts.get(kind, 0):
             continue
         region = summed_area(regions[kind])
+        scale = (scales or {}).get(kind, 1.0)
         for _ in range(counts[kind]):
-            for attempt in range(20):  # a smaller or turned sprite may fit where this one does not
-                scale = (scales or {}).get(kind, 1.0)
-                mask, colours = _oriented(rng, kind, scale * 0.85 ** (attempt // 4) if scale > 1 else scale)
+            for attempt in range(_attempts(scale)):  # a smaller or turned sprite may fit where this one does not
+                mask, colours = _oriented(rng, kind, max(1.0, scale * SHRINK ** (attempt // 4)) if scale > 1 else scale)
                 h, w = mask.shape
                 fits = window_sums(region, h, w) == h * w
                 for obj in placed:  # corners whose window would come within `gap` of a placed object
