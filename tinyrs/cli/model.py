@@ -54,17 +54,12 @@ def register(subparsers) -> None:
 
 def _tiny(args: argparse.Namespace) -> int:
     from tinyrs.io import write_manifest
-    from tinyrs.config import ConfigError
     from tinyrs.model.tiny import build_tiny_model, corpus_from_lists, tiny_arch
     from tinyrs.provenance import provenance
 
     from_settings(args)
-    try:
-        arch = tiny_arch(args.arch)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
     summary = build_tiny_model(args.out, corpus_from_lists(args.corpus), args.min_pixels, args.max_pixels, args.seed,
-                               arch=arch, family=args.family)
+                               arch=tiny_arch(args.arch), family=args.family)
     write_manifest(args.out, stage="base", source="tiny", seed=args.seed, corpus=args.corpus, **summary,
                    **provenance())
     print(f"tinyrs: tiny {args.family} with {summary['parameters']:,} parameters written to {args.out}")

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from tinyrs.config import ConfigError
 from tinyrs.model.families import DEFAULT_FAMILY, Family, family_named
 
 SPECIAL_TOKENS = [
@@ -38,10 +39,10 @@ QWEN2_VL_2B_ARCH = {
 
 
 def tiny_arch(overrides: dict | None = None) -> dict:
-    """``TINY_ARCH`` with ``overrides`` (base_model.tiny_arch) in place; a key it does not have is an error."""
+    """``TINY_ARCH`` with ``overrides`` (base_model.tiny_arch) in place; a key it does not have is a config error."""
     unknown = sorted(set(overrides or {}) - set(TINY_ARCH))
     if unknown:
-        raise ValueError(f"base_model.tiny_arch: unknown key(s) {', '.join(unknown)}; "
+        raise ConfigError(f"base_model.tiny_arch: unknown key(s) {', '.join(unknown)}; "
                          f"the tiny model has {', '.join(sorted(TINY_ARCH))}")
     return TINY_ARCH | (overrides or {})
 

@@ -386,9 +386,13 @@ def window_sums(table: np.ndarray, h: int, w: int) -> np.ndarray:
     return table[h:, w:] - table[:-h, w:] - table[h:, :-w] + table[:-h, :-w]
 
 
-def _attempts(scale: float) -> int:
-    """Tries to place one sprite: 20, or for an enlarged one enough to shrink it back to its natural size."""
-    return max(20, 4 * (math.ceil(math.log(scale) / -math.log(SHRINK)) + 2)) if scale > 1 else 20
+def _attempt_scales(scale: float) -> list[float]:
+    """The sprite scale of each try to place one object: ``scale`` 20 times, or for an enlarged one shrinking by
+    ``SHRINK`` every 4 tries, for as many tries as it takes to come back to its natural size (and 8 more there)."""
+    if scale <= 1:
+        return [scale] * 20
+    tries = max(20, 4 * (math.ceil(math.log(scale) / -math.log(SHRINK)) + 2))
+    return [max(1.0, scale * SHRINK ** (attempt // 4)) for attempt in range(tries)]
 
 
 def place_objects(rng, image, regions: Region, counts: dict[str, int], gap: int = 3,
@@ -402,8 +406,8 @@ def place_objects(rng, image, regions: Region, counts: dict[str, int], gap: int 
         region = summed_area(regions[kind])
         scale = (scales or {}).get(kind, 1.0)
         for _ in range(counts[kind]):
-            for attempt in range(_attempts(scale)):  # a smaller or turned sprite may fit where this one does not
-                mask, colours = _oriented(rng, kind, max(1.0, scale * SHRINK ** (attempt // 4)) if scale > 1 else scale)
+            for attempt_scale in _attempt_scales(scale):  # a smaller or turned sprite may fit where this one does not
+                mask, colours = _oriented(rng, kind, attempt_scale)
                 h, w = mask.shape
                 fits = window_sums(region, h, w) == h * w
                 for obj in placed:  # corners whose window would come within `gap` of a placed object
