@@ -115,7 +115,7 @@ class GeoScale:
 
 
 GEO_SCALES = {
-    "tiny": GeoScale(sft=1000, grpo=112, eval_per_task=30),
+    "tiny": GeoScale(sft=1000, grpo=112, eval_per_task=50),
     "small": GeoScale(sft=5000, grpo=560, eval_per_task=100),
 }
 # task (a key of the recipe's grpo_defaults.rewards.by_task) -> (the sub-folder standing for its dataset, share)
