@@ -176,11 +176,13 @@ def main() -> None:
         model = Qwen2VLForConditionalGeneration.from_pretrained(folder / "model", dtype=torch.float32)
         warm = {}
         if args.warm_steps:
+            warm_started = time.time()
             warm_losses = train(model, processor, warm_records, args.warm_steps, 1e-3, 16)
+            warm_seconds = round(time.time() - warm_started)
             control, before = answer_ious(model, processor, box_records(100, 4, folder, args.box_sides)), \
                 answer_ious(model, processor, test_records)
             warm = {"warm_steps": args.warm_steps, "warm_loss": round(float(np.mean(warm_losses[-50:])), 3),
-                    "warm_seconds": round(time.time() - started),
+                    "warm_seconds": warm_seconds,
                     "warm_control": scores(control), "warm_on_world": scores(before)}
         losses = train(model, processor, train_records, args.steps, args.lr, args.batch_size)
         ious = answer_ious(model, processor, test_records)
