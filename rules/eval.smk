@@ -90,3 +90,25 @@ rule eval_merge:
         jobs.host()
     shell:
         "tinyrs eval merge --settings {input.settings} --task {wildcards.task} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule reward_check:  # eval.reward_check: the GRPO stage's init model and its result answer the same prompts
+    input:
+        model=paths.model_manifest("{model}"),
+        data=pipeline.reward_check_data(),
+        settings=paths.settings("reward-check"),
+    output:
+        rewards=paths.reward_samples("{model}"),
+    wildcard_constraints:
+        model=one_of(pipeline.reward_checked),
+    params:
+        data=input_folder("data"),
+    log:
+        paths.log("reward_check_{model}"),
+    resources:
+        **jobs.resources("reward_check"),
+    container:
+        jobs.container("reward_check")
+    shell:
+        "{resources.launch} tinyrs rewards sample --settings {input.settings} --model {input.model} "
+        "--data {params.data} --out {output.rewards} > {log} 2>&1"

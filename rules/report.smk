@@ -7,6 +7,7 @@ rule report:
         settings=paths.settings("report"),
         metrics=[paths.eval_metrics(column, task) for column in pipeline.columns for task in pipeline.tasks],
         grpo=[paths.model_manifest(pipeline.rewarded)] if pipeline.rewarded else [],   # its train_log.json
+        reward_check=[paths.reward_samples(model) for model in pipeline.reward_checked],
     output:
         **paths.report_tables(),
         plots=[report(paths.report_plot(family), category="Results") for family in pipeline.families],

@@ -175,5 +175,5 @@ def test_the_demo_pipeline_through_slurm(slurm_env, tmp_path):
     completed = {row["Comment"] for row in sacct_rows(slurm_env, "JobID,Comment,State", "-X", "-a")
                  if row["JobID"].isdigit() and int(row["JobID"]) > before and row["State"] == "COMPLETED"}
     for rule in ("demo_world", "correct_list", "oversample_list", "base_model", "pretrain", "sft", "cot", "grpo",  # fetch_dataset is a localrule
-                 "eval_stage", "report"):
+                 "eval_stage", "reward_check", "report"):
         assert any(comment.startswith(f"rule_{rule}") for comment in completed), (rule, sorted(completed))

@@ -173,3 +173,42 @@ def test_vllm_colocate_rollouts_follow_the_trainers_weights(world, tmp_path, vll
     assert stale > 0.0 and synced == 0.0
     generated = [entry for entry in trainer.state.log_history if "completions/mean_length" in entry]
     assert len(generated) == 2
+
+
+def _reward_samples(world: Path, data: Path, tmp_path: Path, name: str, seed: int) -> dict:
+    """``tinyrs rewards sample`` of the tiny Qwen2-VL on the 3 rows of ``data``, 2 samples each."""
+    from tinyrs.settings import RewardCheckSettings
+
+    settings = RewardCheckSettings.from_dict({"prompts": 3, "samples": 2, "seed": seed,
+                                              "grpo": demo_grpo_settings()}, "test")
+    settings_file = tmp_path / f"{name}.settings.json"
+    settings_file.write_text(settings_text(settings.to_dict()))
+    out = tmp_path / f"{name}.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "tinyrs.cli", "rewards", "sample", "--settings", str(settings_file),
+         "--model", str(world / "base" / DEFAULT_FAMILY / "tinyrs_manifest.json"),
+         "--data", str(data), "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.images("sft", "grpo")
+def test_the_reward_check_samples_with_common_random_numbers(world, tmp_path):
+    """GRPO's reward check pairs two models prompt by prompt: a model sampled twice with the same seeds answers
+    alike (every change 0), and another seed draws other answers, so the sampling is seeded, not fixed."""
+    from datasets import DatasetDict, load_from_disk
+
+    from tinyrs.grpo.reward_check import compare
+
+    data = tmp_path / "grpo_data"   # 3 rows: every seed samples all of them
+    DatasetDict({"train": load_from_disk(str(world / "hub" / "VHM_dataset_grpo"))["train"].select(range(3))}
+                ).save_to_disk(str(data))
+    first, again = (_reward_samples(world, data, tmp_path, name, 0) for name in ("first", "again"))
+    other = _reward_samples(world, data, tmp_path, "other", 1)
+    assert [p["row"] for p in first["prompts"]] == [p["row"] for p in other["prompts"]] == [0, 1, 2]
+    assert all(len(p["completions"]) == 2 for p in first["prompts"])
+    assert [p["completions"] for p in first["prompts"]] == [p["completions"] for p in again["prompts"]]
+    assert {row["reward"]: row["change"] for row in compare(first, again)} == dict.fromkeys(
+        {name for p in first["prompts"] for name in p["rewards"]}, 0.0)
+    assert [p["completions"] for p in first["prompts"]] != [p["completions"] for p in other["prompts"]]

@@ -1,8 +1,10 @@
 """The GeoVLM-R1 recipe end to end on its demo world (`make demo RECIPE=geovlm-r1`): SFT then GRPO with the
-recipe's task-aware rewards, every task evaluated and its reward curve logged, and what held in every measured run
-(demo-world seeds 0, 1 and 2: docs/recipes.md, "The demo with this recipe"): the multi-label reward rises over GRPO
-and GRPO keeps what SFT learned. That every task's reward rises, or that GRPO beats SFT on a task metric, did not
-hold in every seed on this tiny model, so it is not asserted."""
+recipe's task-aware rewards, every task evaluated, its reward logged over training and checked before and after
+GRPO on the same prompts (the reward check), and GRPO keeping what SFT learned (demo-world seeds 0, 1 and 2:
+docs/recipes.md, "The demo with this recipe"). That GRPO raises a task's reward, or beats SFT on a task metric, is
+not asserted: on this tiny model the reward check finds no task reward changed beyond sampling noise (the training
+curve's early-to-late rises, which an earlier version of this test asserted for the multi-label task, appear as
+large at a learning rate of 1e-12: the order of the prompts, not learning)."""
 from __future__ import annotations
 
 import json
@@ -17,9 +19,8 @@ pytestmark = pytest.mark.slow
 PROFILE = "profiles/demo-geovlm-r1"
 LAYERS = ["config.yaml", "recipes/geovlm-r1.yaml", f"{PROFILE}/overrides.yaml"]
 STAGES = ["base", "sft", "grpo"]
-# the task whose reward rose over GRPO in every measured seed, and by how much at least: +0.152, +0.054, +0.078
-RISING_TASK = "multilabel_classification"
-TASK_GAIN = 0.03
+TASKS = {"classification", "multilabel_classification", "referred_detection", "damage_detection",
+         "image_caption", "vqa", "change_caption"}
 # GRPO's mean task metric minus SFT's, over the seven tasks: +0.012, -0.005, -0.019 in the three seeds at 30 eval
 # samples per task; seed 0 (the one run here) at the demo world's 50: +0.006
 KEPT_MARGIN = 0.05
@@ -46,17 +47,28 @@ def test_every_task_is_evaluated_at_every_stage(geovlm_run, repo_root):
     assert "## GRPO rewards over training" in (geovlm_run / "report" / "results.md").read_text()
 
 
-def test_grpo_logs_every_tasks_reward_and_raises_the_multilabel_one(geovlm_run):
-    """Per task (the rows' `task` column), the task reward's mean over the last quarter of GRPO's steps against the
-    first: every task has its curve, and the multi-label reward rises."""
-    curve = json.loads((geovlm_run / "models" / "grpo" / "tinyrs_manifest.json").read_text())["reward_curve"]
-    tasks = curve["tasks"]
-    assert set(tasks) == {"classification", "multilabel_classification", "referred_detection", "damage_detection",
-                          "image_caption", "vqa", "change_caption"}, tasks
+def test_grpo_logs_every_tasks_reward(geovlm_run):
+    """Per task (the rows' `task` column), the task reward's mean over the first and the last quarter of GRPO's
+    steps: every task has its curve, in the manifest and the report."""
+    tasks = json.loads((geovlm_run / "models" / "grpo" / "tinyrs_manifest.json").read_text())["reward_curve"]["tasks"]
+    assert set(tasks) == TASKS, tasks
     assert all("first_quarter_mean" in entry for entry in tasks.values()), tasks
-    gains = {task: entry["last_quarter_mean"] - entry["first_quarter_mean"] for task, entry in tasks.items()}
-    assert gains[RISING_TASK] > TASK_GAIN, gains
     assert all(f"| task/{task} | " in (geovlm_run / "report" / "results.md").read_text() for task in tasks)
+
+
+def test_the_reward_check_pairs_every_prompt_of_every_task(geovlm_run):
+    """SFT and GRPO answer every row of the demo's GRPO data with the same seeds; the report compares each task's
+    reward prompt by prompt."""
+    from tinyrs.grpo.reward_check import compare_files
+
+    before, after = (geovlm_run / "rewards" / f"{model}.json" for model in ("sft", "grpo"))
+    rows = {row["reward"]: row for row in compare_files(before, after)}
+    assert {name[len("task/"):] for name in rows if name.startswith("task/")} == TASKS
+    assert rows["format"]["n"] == len(json.loads(before.read_text())["prompts"]) > 100
+    assert sum(rows[f"task/{task}"]["n"] for task in TASKS) == rows["format"]["n"]
+    section = (geovlm_run / "report" / "results.md").read_text()
+    assert "## GRPO reward check: the same prompts before and after" in section
+    assert all(f"| task/{task} | " in section.split("## GRPO reward check")[1] for task in TASKS)
 
 
 def test_grpo_keeps_what_sft_learned(geovlm_run, repo_root):

@@ -28,6 +28,7 @@ from tinyrs.settings import (
     ModelSettings,
     OversampleSettings,
     ReportSettings,
+    RewardCheckSettings,
     SettingsError,
     SftSettings,
     TinyModelSettings,
@@ -152,7 +153,7 @@ def _job_class(config, name: str):
     """The class the command reading ``settings/<name>.json`` builds from it."""
     if name == "model-base":
         return TinyModelSettings if config["base_model"]["source"] == "tiny" else ModelSettings
-    fixed = {"demo-world": DemoWorldSettings, "report": ReportSettings}
+    fixed = {"demo-world": DemoWorldSettings, "report": ReportSettings, "reward-check": RewardCheckSettings}
     by_prefix = {"fetch-": FetchSettings, "data-": DataListSettings, "model-": ModelSettings}
     return fixed.get(name) or next(cls for prefix, cls in by_prefix.items() if name.startswith(prefix))
 

@@ -109,6 +109,11 @@ def test_published_models_are_fetched_through_the_mirror_and_evaluated(repo_root
         assert settings["report"]["external"][name] == f"aybora/Qwen2-VL-{name}@main"
     assert settings["report"]["stages"] == ["base", "pretrain", "sft", "cot", "grpo", *PUBLISHED]
     assert settings["report"]["grpo_log"] == f"{workdir}/models/grpo/train_log.json"
+    assert settings["report"]["reward_check"] == [f"{workdir}/rewards/cot.json", f"{workdir}/rewards/grpo.json"]
+    assert jobs["reward_check"] == 2
+    for model in ("cot", "grpo"):
+        assert (f"tinyrs rewards sample --settings {workdir}/settings/reward-check.json --model "
+                f"{workdir}/models/{model}/tinyrs_manifest.json --data {workdir}/hub/grpo ") in result.stdout
     assert f"tinyrs report --settings {workdir}/settings/report.json " in result.stdout
 
 
@@ -131,7 +136,7 @@ def test_the_demo_evaluates_a_stand_in_from_its_own_mirror(repo_root, tmp_path):
 
 # --- sites: a profile folder with the executor settings, the account, and the site.yaml overlay -------------------
 
-GPU_RULES = {"pretrain", "sft", "cot", "grpo", "eval_task"}
+GPU_RULES = {"pretrain", "sft", "cot", "grpo", "eval_task", "reward_check"}
 
 
 def make_site(repo_root: Path, tmp_path: Path, account: str, partition: str) -> Path:
@@ -318,8 +323,9 @@ def _expected_plan(flags: list[str], group_tasks: bool) -> dict[str, int]:
     plans = {
         ("--until", "work/models/sft/tinyrs_manifest.json"): {},
         ("--until", "sft"): {},
-        ("--forcerun", "work/models/cot/tinyrs_manifest.json"): {"cot": 1, "grpo": 1, **evals("cot", "grpo"), **after},
-        ("--forcerun", "grpo"): {"grpo": 1, **evals("grpo"), **after},
+        ("--forcerun", "work/models/cot/tinyrs_manifest.json"): {"cot": 1, "grpo": 1, **evals("cot", "grpo"),
+                                                                  "reward_check": 2, **after},
+        ("--forcerun", "grpo"): {"grpo": 1, **evals("grpo"), "reward_check": 1, **after},
         ("--forcerun", "work/settings/eval-grpo.json"): {"stage_settings": 1, **evals("grpo"), **after},
         ("--forcerun", "work/settings/eval-*.json"): {"stage_settings": len(columns), **evals(*columns), **after},
         ("--forcerun", "work/models/TinyRS/tinyrs_manifest.json"): {"external_model": 1, **evals("TinyRS"), **after},

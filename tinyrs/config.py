@@ -21,11 +21,12 @@ import yaml
 from tinyrs.kinds import KINDS, Kind
 from tinyrs.paths import WorkPaths
 from tinyrs.settings import (DataListSettings, DemoWorldSettings, EvalSettings, FetchSettings, JudgeSettings,
-                             ModelSettings, ReportSettings, StageSettings, TinyModelSettings)
+                             ModelSettings, ReportSettings, RewardCheckSettings, StageSettings,
+                             TinyModelSettings)
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "config.schema.yaml"
 BASE = "base"                       # the base model: the init of the first stage, evaluated like a stage
-RESERVED_NAMES = (BASE, "eval")     # not stage names: the base model; resources.jobs.eval
+RESERVED_NAMES = (BASE, "eval", "reward_check")   # not stage names: the base model; resources.jobs entries
 API_KEY_SUFFIX = "_API_KEY"  # a judge's api_key_env must end so, or be listed in its allowed_key_envs
 DATA_CHECKS = ("check_images", "max_rejected_fraction", "allow_empty")  # data.* keys every list's settings carry
 # Keys that earlier configs had, by dotted name, and where their settings went: an overlay still setting one is
@@ -351,7 +352,8 @@ def external_models(config: dict) -> dict[str, dict]:
 def eval_settings(config: dict, stage: str) -> dict:
     """The eval settings of one report column: a pipeline stage, or a published model (eval.external_models)."""
     section = config["eval"]
-    settings = {k: v for k, v in section.items() if k not in ("prompt_style", "stages", "external_models")}
+    settings = {k: v for k, v in section.items()
+                if k not in ("prompt_style", "stages", "external_models", "reward_check")}
     settings["tasks"] = eval_tasks(config)
     external = section["external_models"].get(stage) if stage not in model_stages(config) else None
     if external:
@@ -374,6 +376,15 @@ def reward_curve_stage(config: dict) -> str | None:
     rewarded = [stage for stage in config["eval"]["stages"]
                 if stage in stages(config) and stage_kind(config, stage).name == "grpo"]
     return rewarded[-1] if rewarded else None
+
+
+def reward_check_models(config: dict) -> list[str]:
+    """The models GRPO's reward check samples, the stage's init then the stage (``tinyrs.grpo.reward_check``), or
+    none: no GRPO stage is evaluated, or config ``eval.reward_check`` is null."""
+    rewarded = reward_curve_stage(config)
+    if rewarded is None or not config["eval"].get("reward_check"):
+        return []
+    return [stages(config)[rewarded]["init"], rewarded]
 
 
 def settings_text(settings: dict) -> str:
@@ -455,10 +466,17 @@ def job_settings(config: dict) -> dict[str, dict]:
     if config["demo_world"]:
         typed["demo-world"] = DemoWorldSettings.from_dict(dict(config["demo_world"]), "demo_world")
     rewarded = reward_curve_stage(config)
+    checked = reward_check_models(config)
+    if checked:
+        typed["reward-check"] = RewardCheckSettings.from_dict(
+            {**config["eval"]["reward_check"], "grpo": typed_stage_settings(config, rewarded).to_dict()},
+            "eval.reward_check")
+    paths = WorkPaths(config["workdir"])
     typed["report"] = ReportSettings.from_dict(
         {"stages": config["eval"]["stages"],
-         "grpo_log": WorkPaths(config["workdir"]).train_log(rewarded) if rewarded else None,
-         "external": {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external.items()}}, "eval.stages")
+         "grpo_log": paths.train_log(rewarded) if rewarded else None,
+         "external": {name: f"{spec['repo']}@{spec['revision']}" for name, spec in external.items()},
+         **({"reward_check": [paths.reward_samples(model) for model in checked]} if checked else {})}, "eval.stages")
     return {name: settings.to_dict() for name, settings in typed.items()}
 
 

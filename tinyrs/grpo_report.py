@@ -1,4 +1,5 @@
-"""The report's GRPO section: each reward component over the training steps, as a plot and a table.
+"""The report's GRPO section: each reward component over the training steps, as a plot and a table, and GRPO's
+reward check (``tinyrs.grpo.reward_check``): the model before the stage and after it on the same prompts.
 
 Read from the GRPO model's ``train_log.json`` (TRL's log history, which ``tinyrs grpo`` saves beside the model).
 A component is logged only at steps whose batch held samples it scores, so each curve has its own steps; the
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tinyrs.grpo.curves import TASK, TOTAL, reward_curve, reward_series
+from tinyrs.grpo.reward_check import compare_files
 from tinyrs.io import atomic_open, read_json
 from tinyrs.paths import GRPO_REWARDS_PLOT
 
@@ -62,8 +64,26 @@ def rewards_markdown(curve: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_grpo_section(log_path: str | Path, out_dir: str | Path) -> str:
-    """Plot ``GRPO_REWARDS_PLOT`` into ``out_dir`` and return the Markdown section."""
+def reward_check_markdown(rows: list[dict], before: str, after: str) -> str:
+    lines = ["## GRPO reward check: the same prompts before and after", "",
+             f"Each model answered the same prompts of the GRPO data with the same sampling seeds ({before} vs "
+             f"{after}); mean reward per prompt, and the mean paired change with its 95% interval (t, over prompts). "
+             "The curves above compare other prompts early and late; this compares like with like.", "",
+             "| reward | prompts | before | after | change | 95% interval |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        interval = "—" if row["low"] is None else f"[{row['low']:+.3f}, {row['high']:+.3f}]"
+        lines.append(f"| {row['reward']} | {row['n']} | {row['before']:.3f} | {row['after']:.3f} | "
+                     f"{row['change']:+.3f} | {interval} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_grpo_section(log_path: str | Path, out_dir: str | Path, reward_check: list[str] | None = None) -> str:
+    """Plot ``GRPO_REWARDS_PLOT`` into ``out_dir`` and return the Markdown section; ``reward_check``: the reward
+    check's files of the model before GRPO and after it."""
     history = read_json(log_path)
     plot_rewards(reward_series(history), Path(out_dir) / GRPO_REWARDS_PLOT)
-    return rewards_markdown(reward_curve(history))
+    text = rewards_markdown(reward_curve(history))
+    if reward_check:
+        before, after = reward_check
+        text += "\n" + reward_check_markdown(compare_files(before, after), Path(before).stem, Path(after).stem)
+    return text

@@ -102,5 +102,9 @@ class WorkPaths:
     def train_log(self, stage: str) -> str:
         return f"{self.root}/models/{stage}/{TRAIN_LOG}"
 
+    def reward_samples(self, model: str) -> str:
+        """GRPO's reward check: the rewards of a model's sampled answers (``tinyrs rewards sample``)."""
+        return f"{self.root}/rewards/{model}.json"
+
     def grpo_rewards_plot(self) -> str:
         return f"{self.root}/report/{GRPO_REWARDS_PLOT}"

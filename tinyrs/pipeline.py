@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 from typing import Callable, Iterable
 
-from tinyrs.config import (eval_tasks, external_models, hub_mirror, reward_curve_stage, stage_kind, stages,
-                           workflow_settings)
+from tinyrs.config import (eval_tasks, external_models, hub_mirror, reward_check_models, reward_curve_stage,
+                           stage_kind, stages, workflow_settings)
 from tinyrs.paths import WorkPaths, mirror_dir
 
 # The rules that can write <column>/<task>.metrics.json: one job per column (all its tasks, the model loaded once),
@@ -57,6 +57,7 @@ class Pipeline:
         self.trained_lists = list(dict.fromkeys(entry["data"] for stage, entry in self.stages.items()
                                                 if stage_kind(config, stage).data == "lists"))
         self.rewarded = reward_curve_stage(config)   # the GRPO stage whose rewards the report plots, or None
+        self.reward_checked = reward_check_models(config)   # its init and itself, when eval.reward_check is set
         self.columns = config["eval"]["stages"]
         self.tasks = list(eval_tasks(config))
         self.families = sorted({task["family"] for task in eval_tasks(config).values()})
@@ -80,6 +81,10 @@ class Pipeline:
         lists = stage_kind(self.config, stage).data == "lists"
         data = self.paths.list_manifest(entry["data"]) if lists else self.paths.fetched(entry["data"])
         return {"init": self.paths.model_manifest(entry["init"]), "data": data, "settings": self.paths.settings(stage)}
+
+    def reward_check_data(self) -> list[str]:
+        """What GRPO's reward check samples from: the checked stage's fetched dataset (none without a check)."""
+        return [self.paths.fetched(self.stages[self.rewarded]["data"])] if self.reward_checked else []
 
     def data_argument(self, stage: str) -> Callable:
         """A params function: what ``tinyrs train --data`` takes, the list's manifest itself or the dataset's folder."""

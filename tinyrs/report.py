@@ -269,16 +269,16 @@ def plot_family(results: Results, family: str, tasks: list[TaskInfo], path: Path
 
 def write_report(eval_dir: str | Path, stages: list[str], out_dir: str | Path,
                  expected: dict[str, dict] | None = None, external: dict[str, str] | None = None,
-                 grpo_log: str | Path | None = None) -> str:
+                 grpo_log: str | Path | None = None, reward_check: list[str] | None = None) -> str:
     """Write every report file; returns the Markdown table (and, given GRPO's ``train_log.json``, its rewards
-    over training: ``grpo_report``)."""
+    over training and, given the reward check's two files, the check: ``grpo_report``)."""
     import pandas as pd
 
     out_dir = Path(out_dir)
     results = collect(eval_dir, stages, expected, external)
     text = markdown(results)
     if grpo_log is not None:
-        text += "\n" + write_grpo_section(grpo_log, out_dir)
+        text += "\n" + write_grpo_section(grpo_log, out_dir, reward_check)
     with atomic_open(out_dir / report_table("md"), "w", encoding="utf-8") as handle:
         handle.write(text)
     frame = pd.DataFrame(long_rows(results), columns=list(LONG_COLUMNS))

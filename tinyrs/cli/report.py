@@ -19,6 +19,9 @@ def register(subparsers) -> None:
                         help="a column that is a published checkpoint, and its source (repeatable)")
     parser.add_argument("--grpo-log", help="GRPO's train_log.json: adds its reward curves (grpo_rewards.png); "
                                            "the settings file gives it where the report has a grpo column")
+    parser.add_argument("--reward-check", nargs=2, metavar=("BEFORE", "AFTER"),
+                        help="GRPO's reward check: the rewards/<model>.json of the model before GRPO and after it "
+                             "(tinyrs rewards sample); the settings file gives them where the workflow made them")
     parser.set_defaults(func=report_command)
 
 
@@ -56,5 +59,8 @@ def report_command(args: argparse.Namespace) -> int:
         external.update(settings.external)
     external.update(_external(args.external))
     grpo_log = args.grpo_log or (settings.grpo_log if settings else None)
-    print(write_report(args.eval_dir, stages, args.out_dir, expected, external, grpo_log), end="")
+    reward_check = args.reward_check or (settings.reward_check if settings else None)
+    if reward_check and not grpo_log:
+        raise ConfigError("tinyrs report: --reward-check is shown in the GRPO section: give --grpo-log too")
+    print(write_report(args.eval_dir, stages, args.out_dir, expected, external, grpo_log, reward_check), end="")
     return 0

@@ -18,6 +18,13 @@ def register(subparsers) -> None:
     score.add_argument("--stage", default="grpo", help="the GRPO stage (config stages) whose rewards score (default: grpo)")
     score.add_argument("--skip-bad-lines", action="store_true", help="count and report bad lines instead of failing")
     score.set_defaults(func=_score)
+    sample = commands.add_parser(
+        "sample", help="GRPO's reward check: a model's sampled answers to the GRPO stage's prompts, scored")
+    sample.add_argument("--settings", required=True, help="settings/reward-check.json (written by the Snakefile)")
+    sample.add_argument("--model", required=True, help="model directory (or its tinyrs_manifest.json)")
+    sample.add_argument("--data", required=True, help="the GRPO stage's DatasetDict directory")
+    sample.add_argument("--out", required=True, help="the JSON file to write")
+    sample.set_defaults(func=_sample)
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -32,4 +39,17 @@ def _score(args: argparse.Namespace) -> int:
         raise ConfigError(f"--stage {args.stage}: a stage of kind {settings.kind}; rewards are a grpo stage's")
     summary = score_file(settings, args.input, args.output, args.skip_bad_lines)
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from tinyrs.grpo.reward_check import sample_rewards, write_sample_rewards
+    from tinyrs.io import model_dir_of
+    from tinyrs.settings import RewardCheckSettings
+
+    settings = RewardCheckSettings.from_file(args.settings)
+    result = sample_rewards(settings.grpo, str(model_dir_of(args.model)), args.data, settings.prompts,
+                            settings.samples, settings.seed)
+    write_sample_rewards(result, args.out)
+    print(f"tinyrs rewards sample: {len(result['prompts'])} prompts x {settings.samples} samples -> {args.out}")
     return 0

@@ -2,10 +2,12 @@
 eval columns' (``stages``), and the other jobs' (``jobs``)."""
 from tinyrs.settings.base import Settings, SettingsError
 from tinyrs.settings.jobs import (DataListSettings, DemoWorldSettings, FetchSettings, ModelSettings,
-                                  OversampleSettings, ReportSettings, TinyModelSettings)
+                                  OversampleSettings, ReportSettings, RewardCheckSettings,
+                                  TinyModelSettings)
 from tinyrs.settings.stages import (ChatSettings, EvalSettings, GrpoSettings, JudgeSettings, RewardSettings,
                                     SftSettings, StageSettings)
 
 __all__ = ["Settings", "SettingsError", "ChatSettings", "JudgeSettings", "RewardSettings", "StageSettings",
            "SftSettings", "GrpoSettings", "EvalSettings", "FetchSettings", "OversampleSettings", "DataListSettings",
-           "TinyModelSettings", "ModelSettings", "DemoWorldSettings", "ReportSettings"]
+           "TinyModelSettings", "ModelSettings", "DemoWorldSettings", "ReportSettings",
+           "RewardCheckSettings"]

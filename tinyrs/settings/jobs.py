@@ -1,11 +1,12 @@
 """The settings of the workflow's other jobs (``tinyrs.config.job_settings`` and the data lists'): what ``tinyrs
 data fetch|correct|oversample``, ``tinyrs model tiny|fetch|to-mirror``, ``tinyrs demo-world`` and ``tinyrs report``
-read with ``--settings``."""
+and ``tinyrs rewards sample`` read with ``--settings``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from tinyrs.settings.base import Settings
+from tinyrs.settings.stages import GrpoSettings
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,21 @@ class DemoWorldSettings(Settings):
 @dataclass(frozen=True)
 class ReportSettings(Settings):
     """``settings/report.json``: the report's columns, the GRPO log it plots (null: no GRPO column), and each
-    published model's source (``repo@revision``)."""
+    published model's source (``repo@revision``); ``reward_check``: the GRPO reward check's two files, the model
+    before the stage and after it (``tinyrs.grpo.reward_check``), when config ``eval.reward_check`` asks for it."""
 
     stages: list[str]
     grpo_log: str | None
     external: dict[str, str]
+    reward_check: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class RewardCheckSettings(Settings):
+    """``settings/reward-check.json``: config ``eval.reward_check`` and the settings of the GRPO stage it checks
+    (its data, rewards, prompts and sampling): what ``tinyrs rewards sample`` reads for either model."""
+
+    prompts: int
+    samples: int
+    seed: int
+    grpo: GrpoSettings
