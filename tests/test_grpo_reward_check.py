@@ -82,5 +82,5 @@ def test_the_report_refuses_a_reward_check_without_the_grpo_log(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tinyrs.cli", "report", "--stages", "grpo", "--eval-dir",
                              str(tmp_path), "--out-dir", str(tmp_path), "--reward-check", "a.json", "b.json"],
                             capture_output=True, text=True)
-    assert result.returncode != 0 and "give --grpo-log too" in result.stderr
+    assert result.returncode != 0 and "give its GRPO log too" in result.stderr
     assert "Traceback" not in result.stderr

@@ -61,6 +61,7 @@ def report_command(args: argparse.Namespace) -> int:
     grpo_log = args.grpo_log or (settings.grpo_log if settings else None)
     reward_check = args.reward_check or (settings.reward_check if settings else None)
     if reward_check and not grpo_log:
-        raise ConfigError("tinyrs report: --reward-check is shown in the GRPO section: give --grpo-log too")
+        raise ConfigError("tinyrs report: the reward check (--reward-check, or the settings' reward_check) is shown "
+                          "in the GRPO section: give its GRPO log too (--grpo-log, or the settings' grpo_log)")
     print(write_report(args.eval_dir, stages, args.out_dir, expected, external, grpo_log, reward_check), end="")
     return 0
