@@ -43,13 +43,13 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from tinyrs.grpo.reward_check import sample_rewards, write_sample_rewards
-    from tinyrs.io import model_dir_of
+    from tinyrs.grpo.reward_check import sample_rewards
+    from tinyrs.io import model_dir_of, write_json
     from tinyrs.settings import RewardCheckSettings
 
     settings = RewardCheckSettings.from_file(args.settings)
     result = sample_rewards(settings.grpo, str(model_dir_of(args.model)), args.data, settings.prompts,
                             settings.samples, settings.seed)
-    write_sample_rewards(result, args.out)
+    write_json(args.out, result, indent=1)
     print(f"tinyrs rewards sample: {len(result['prompts'])} prompts x {settings.samples} samples -> {args.out}")
     return 0

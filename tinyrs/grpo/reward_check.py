@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tinyrs.grpo.curves import TASK   # a task's reward (GeoVLM-R1's R_task), here over that task's prompts
 from tinyrs.grpo.dataset import load_grpo_dataset, row_images
 from tinyrs.grpo.rewards import RewardSuite
 from tinyrs.grpo.rewards.inputs import read_completion, sample_from_solution
-from tinyrs.io import DataError, atomic_open, read_json
+from tinyrs.io import DataError, read_json
 from tinyrs.model.load import load_model, load_processor
 from tinyrs.settings import GrpoSettings
 
-TASK = "task/"         # a task's reward (GeoVLM-R1's R_task): the accuracy reward over that task's prompts
 ACCURACY = "accuracy"  # the weighted sum of the sample's rewards, format not included
 CONFIDENCE = 0.95
 # what must be equal in both files for their prompts to pair
@@ -81,13 +81,6 @@ def sample_rewards(settings: GrpoSettings, model_dir: str, dataset_path: str, pr
             "prompts": records}
 
 
-def write_sample_rewards(result: dict, out: str | Path) -> None:
-    import json
-
-    with atomic_open(out, "w") as handle:
-        json.dump(result, handle, indent=1)
-
-
 def _groups(record: dict) -> dict[str, float]:
     """The rewards one prompt contributes to, by the name the comparison reports them under."""
     groups = dict(record["rewards"])
@@ -107,7 +100,7 @@ def compare(before: dict, after: dict, where: str = "") -> list[dict]:
             raise DataError(f"{where}: '{key}' differs ({before[key]!r} vs {after[key]!r}): the samples do not pair")
     first, second = [_groups(record) for record in before["prompts"]], [_groups(r) for r in after["prompts"]]
     rows = []
-    for name in sorted(dict.fromkeys(name for groups in first for name in groups)):
+    for name in sorted({name for groups in first for name in groups}):
         pairs = [(a[name], b[name]) for a, b in zip(first, second) if name in a and name in b]
         x, y = [a for a, _ in pairs], [b for _, b in pairs]
         change = sum(b - a for a, b in pairs) / len(pairs)
