@@ -23,8 +23,9 @@ from tinyrs.settings import GrpoSettings
 
 ACCURACY = "accuracy"  # the weighted sum of the sample's rewards, format not included
 CONFIDENCE = 0.95
+SAMPLING_KEYS = ("temperature", "top_k", "top_p", "max_completion_length")  # the stage's, recorded in each file
 # what must be equal in both files for their prompts to pair
-PAIRED_KEYS = ("dataset", "rows", "samples", "seed", "temperature", "top_k", "top_p", "max_completion_length")
+PAIRED_KEYS = ("dataset", "rows", "samples", "seed", *SAMPLING_KEYS)
 
 
 def chosen_rows(count: int, prompts: int, seed: int) -> list[int]:
@@ -77,7 +78,7 @@ def sample_rewards(settings: GrpoSettings, model_dir: str, dataset_path: str, pr
         records.append({"row": index, "task": task, "answer_type": str(row["solution"][0]), "rewards": scores,
                         "completions": texts})
     return {"model": str(model_dir), "dataset": str(dataset_path), "rows": rows, "samples": samples, "seed": seed,
-            **{key: getattr(settings, key) for key in PAIRED_KEYS[4:]}, "skipped": report["skipped"],
+            **{key: getattr(settings, key) for key in SAMPLING_KEYS}, "skipped": report["skipped"],
             "prompts": records}
 
 
