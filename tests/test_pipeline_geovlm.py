@@ -60,13 +60,19 @@ def test_grpo_logs_every_tasks_reward(geovlm_run):
     assert all(f"| task/{task} | " in (geovlm_run / "report" / "results.md").read_text() for task in tasks)
 
 
-def test_the_reward_check_pairs_every_prompt_of_every_task(geovlm_run):
-    """SFT and GRPO answer every row of the demo's GRPO data with the same seeds; the report compares each task's
-    reward prompt by prompt."""
+@pytest.fixture(scope="module")
+def reward_check(geovlm_run):
+    """The reward check's two files (SFT, then GRPO) and their comparison, by reward."""
     from tinyrs.grpo.reward_check import compare_files
 
-    before, after = (geovlm_run / "rewards" / f"{model}.json" for model in ("sft", "grpo"))
-    rows = {row["reward"]: row for row in compare_files(before, after)}
+    files = [geovlm_run / "rewards" / f"{model}.json" for model in ("sft", "grpo")]
+    return files, {row["reward"]: row for row in compare_files(*files)}
+
+
+def test_the_reward_check_pairs_every_prompt_of_every_task(geovlm_run, reward_check):
+    """SFT and GRPO answer every row of the demo's GRPO data with the same seeds; the report compares each task's
+    reward prompt by prompt."""
+    (before, _), rows = reward_check
     assert {name[len("task/"):] for name in rows if name.startswith("task/")} == TASKS
     assert rows["format"]["n"] == len(json.loads(before.read_text())["prompts"]) > 100
     assert sum(rows[f"task/{task}"]["n"] for task in TASKS) == rows["format"]["n"]
@@ -75,13 +81,10 @@ def test_the_reward_check_pairs_every_prompt_of_every_task(geovlm_run):
     assert all(f"| task/{task} | " in section.split("## GRPO reward check")[1] for task in TASKS)
 
 
-def test_grpo_raises_the_task_rewards_on_the_same_prompts(geovlm_run):
+def test_grpo_raises_the_task_rewards_on_the_same_prompts(reward_check):
     """The task reward and classification's own rise with 95% intervals above 0; at a learning rate of 1e-12 every
     change is exactly 0 (the same seeds: tests/test_grpo_train.py), so this cannot pass without learning."""
-    from tinyrs.grpo.reward_check import compare_files
-
-    rows = {row["reward"]: row for row in compare_files(*(geovlm_run / "rewards" / f"{model}.json"
-                                                          for model in ("sft", "grpo")))}
+    _, rows = reward_check
     assert rows["accuracy"]["change"] > TASK_REWARD_RISE and rows["accuracy"]["low"] > 0, rows["accuracy"]
     assert rows["task/classification"]["low"] > 0, rows["task/classification"]
 
